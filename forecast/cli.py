@@ -1,0 +1,329 @@
+"""The ``forecast`` command line (typer): the one user surface for operators and developers.
+
+Every reporting command takes ``--json`` and then prints exactly one JSON document on stdout. Exit
+codes: 0 success, 2 bad input (partly or wholly rejected), 1 internal failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forecast.errors import BadInputError, CatalogError, ForecastError, StoreBusyError
+from forecast.settings import Settings
+
+app = typer.Typer(help="Operational forecasting service with plausibility guards.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+catalog_app = typer.Typer(help="Dataset catalogs: validate, export the JSON Schema.", no_args_is_help=True)
+store_app = typer.Typer(help="The versioned observation store: history and contents.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(store_app, name="store")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("forecast")
+
+JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON document on stdout.")
+
+
+class Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _run(as_json: bool, body: Callable[[], tuple[Any, int]]) -> None:
+    """Run a command body returning (json document, exit code); map errors to one sentence + code."""
+    try:
+        doc, code = body()
+    except CatalogError as e:
+        _fail(as_json, 2, e.problems[0] if len(e.problems) == 1 else str(e), problems=e.problems)
+    except StoreBusyError as e:
+        _fail(as_json, 2, str(e))
+    except BadInputError as e:
+        _fail(as_json, 2, str(e))
+    except ForecastError as e:
+        _fail(as_json, 1, str(e))
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _fail(as_json, 1, "interrupted")
+    except Exception as e:  # noqa: BLE001 - last line of defence: one sentence, not a traceback
+        if os.environ.get("FORECAST_DEBUG"):
+            raise
+        log.debug("internal failure", exc_info=True)
+        _fail(as_json, 1, f"internal failure: {type(e).__name__}: {e} (set FORECAST_DEBUG=1 for the traceback)")
+    else:
+        if as_json:
+            _emit_json(doc)
+        raise typer.Exit(code)
+
+
+def _fail(as_json: bool, code: int, message: str, **extra: Any) -> None:
+    if as_json:
+        _emit_json({"error": message, "exit_code": code, **extra})
+    else:
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    raise typer.Exit(code)
+
+
+def _time(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    from forecast.catalog import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as e:
+        raise BadInputError(f"{what}: {e}") from None
+
+
+def _progress(description: str, enabled: bool):
+    """A rich progress bar on stderr (never on stdout, which --json keeps clean)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not enabled or not err.is_terminal:
+        class _Null:
+            def __enter__(self):
+                return lambda done, total: None
+
+            def __exit__(self, *a):
+                return False
+
+        return _Null()
+
+    class _Bar:
+        def __enter__(self):
+            self.p = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                              console=err, transient=True)
+            self.p.__enter__()
+            self.task = self.p.add_task(description, total=None)
+            return lambda done, total: self.p.update(self.task, completed=done, total=total)
+
+        def __exit__(self, *a):
+            return self.p.__exit__(*a)
+
+    return _Bar()
+
+
+# -- catalog ---------------------------------------------------------------------------------------
+
+@catalog_app.command("validate")
+def catalog_validate(
+    paths: Optional[List[Path]] = typer.Argument(None, help="Catalog files or folders (default: FORECAST_CATALOGS)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Validate catalogs strictly; every problem is reported with its file and path."""
+    from forecast.catalog import catalog_files, load_catalog
+
+    def body():
+        st = _settings()
+        targets: list[Path] = []
+        for p in paths or [st.catalogs]:
+            targets.extend(catalog_files(p) if p.is_dir() else [p])
+        if not targets:
+            raise BadInputError(f"no catalog files (*.yaml) found in {', '.join(map(str, paths or [st.catalogs]))}")
+        results, problems = [], []
+        for t in targets:
+            try:
+                c = load_catalog(t)
+                results.append({"file": str(t), "id": c.id, "valid": True, "hash": c.hash, "problems": []})
+            except CatalogError as e:
+                results.append({"file": str(t), "valid": False, "problems": e.problems})
+                problems.extend(e.problems)
+        if not as_json:
+            for r in results:
+                if r["valid"]:
+                    out.print(f"[green]ok[/]    {r['file']}  ({r['id']}, hash {r['hash'][:12]})", highlight=False)
+                else:
+                    out.print(f"[red]FAIL[/]  {r['file']}", highlight=False)
+                    for p in r["problems"]:
+                        out.print(f"      {p}", highlight=False, soft_wrap=True)
+        return {"valid": not problems, "catalogs": results, "problems": problems}, (2 if problems else 0)
+
+    _run(as_json, body)
+
+
+@catalog_app.command("schema")
+def catalog_schema(
+    out_path: Path = typer.Option(Path("catalogs/schema.json"), "--out", help="Where to write the JSON Schema."),
+) -> None:
+    """Export the catalogs' JSON Schema (for editors) to catalogs/schema.json."""
+    from forecast.catalog import json_schema
+
+    def body():
+        out_path.write_text(json.dumps(json_schema(), indent=2) + "\n")
+        out.print(f"wrote {out_path}")
+        return None, 0
+
+    _run(False, body)
+
+
+# -- sample --------------------------------------------------------------------------------------------
+
+@app.command("sample")
+def sample(
+    dataset: str = typer.Argument(..., help="Dataset id from the catalogs (e.g. radar_precip)."),
+    start: str = typer.Option(..., "--start", help="First slot, ISO-8601 UTC (e.g. 2026-07-15T12:00Z)."),
+    hours: float = typer.Option(..., "--hours", help="Length of the period in hours."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the NetCDF files and manifest.json."),
+    faults: str = typer.Option("", "--faults", help="Comma-separated faults to plant, or 'all'."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write realistic synthetic observations, one CF NetCDF file per slot, optionally with faults."""
+    from forecast.catalog import get_catalog
+    from forecast.sample import generate_sample
+
+    def body():
+        st = _settings()
+        cat = get_catalog(st.catalogs, dataset)
+        t0 = _time(start, "--start")
+        flist = [f.strip() for f in faults.split(",") if f.strip()]
+        with _progress(f"sample {dataset}", not as_json) as tick:
+            manifest = generate_sample(cat, start=t0, hours=hours, out=out_dir, faults=flist, seed=seed, progress=tick)
+        if not as_json:
+            b = manifest.get("batches", {})
+            out.print(f"wrote {len(manifest.get('files', []))} files for {dataset} into {out_dir} "
+                      f"({', '.join(f'{k}: {len(v)}' for k, v in b.items())})")
+            if manifest.get("faults"):
+                kinds = sorted({f['kind'] for f in manifest['faults']})
+                out.print(f"planted faults: {', '.join(kinds)} (see {out_dir / 'manifest.json'})")
+        return manifest, 0
+
+    _run(as_json, body)
+
+
+# -- ingest ---------------------------------------------------------------------------------------------
+
+@app.command("ingest")
+def ingest_cmd(
+    dataset: str = typer.Argument(..., help="Dataset id from the catalogs."),
+    paths: List[Path] = typer.Argument(..., help="NetCDF files, or folders of *.nc files."),
+    available_at: Optional[str] = typer.Option(
+        None, "--available-at", help="When these data became available (for backfills); default: now."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="dask.distributed scheduler address (default: FORECAST_DASK_SCHEDULER or local)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ingest a batch of files: one atomic commit; duplicates, late files and revisions handled."""
+    from forecast.catalog import get_catalog
+    from forecast.ingest import ingest
+    from forecast.store import store_for
+
+    def body():
+        st = _settings()
+        cat = get_catalog(st.catalogs, dataset)
+        avail = _time(available_at, "--available-at")
+        with _progress(f"ingest {dataset}", not as_json) as tick:
+            rep = ingest(cat, paths, store=store_for(st), available_at=avail, quarantine_dir=st.quarantine_dir,
+                         scheduler=scheduler or st.dask_scheduler, workers=st.workers, progress=tick)
+        doc = rep.to_json()
+        if not as_json:
+            _print_ingest(doc)
+        return doc, (2 if rep.rejected else 0)
+
+    _run(as_json, body)
+
+
+def _print_ingest(doc: dict) -> None:
+    state = f"commit {doc['snapshot']}" if doc["committed"] else "no data commit"
+    out.print(f"[bold]{doc['dataset']}[/]: {doc['files']} files in {doc['seconds']:.1f} s, {state}", highlight=False)
+    for key in ("written", "late", "revisions", "duplicates"):
+        vals = doc[key]
+        if vals:
+            shown = ", ".join(vals[:4]) + (f", ... ({len(vals)} in all)" if len(vals) > 4 else "")
+            out.print(f"  {key:<10} {len(vals):>5}  {shown}", highlight=False)
+        else:
+            out.print(f"  {key:<10} {0:>5}", highlight=False)
+    for r in doc["rejected"]:
+        out.print(f"  [red]rejected[/]  {r['file']}: {r['reason']}", highlight=False, soft_wrap=True)
+    if doc["quarantine"]:
+        out.print(f"  quarantined copies in {Path(doc['quarantine'][0]).parent}", highlight=False)
+
+
+# -- store ----------------------------------------------------------------------------------------------
+
+@store_app.command("log")
+def store_log(
+    dataset: str = typer.Argument(..., help="Dataset id."),
+    limit: int = typer.Option(50, "--limit", help="At most this many commits, newest first."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The store's commits touching a dataset: time, message, files."""
+    from forecast.store import store_for
+
+    def body():
+        st = _settings()
+        store = store_for(st)
+        if not store.exists():
+            raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+        entries = store.log(dataset, limit=limit)
+        if not as_json:
+            t = Table(title=f"commits touching {dataset}")
+            for c in ("snapshot", "time", "message", "files"):
+                t.add_column(c)
+            for e in entries:
+                files = ", ".join(e["files"][:3]) + (" ..." if len(e["files"]) > 3 else "")
+                t.add_row(e["snapshot"], e["time"], e["message"], files)
+            out.print(t)
+        return {"dataset": dataset, "commits": entries}, 0
+
+    _run(as_json, body)
+
+
+@store_app.command("show")
+def store_show(
+    dataset: str = typer.Argument(..., help="Dataset id."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Describe the data as known at this time."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Time range, slots filled and missing, revisions and size of a dataset."""
+    from forecast.store import dataset_summary, store_for
+
+    def body():
+        st = _settings()
+        store = store_for(st)
+        if not store.exists():
+            raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+        doc = dataset_summary(store, dataset, as_of=_time(as_of, "--as-of"))
+        if not as_json:
+            out.print(f"[bold]{dataset}[/] ({doc['as_of']}) snapshot {doc['snapshot']}", highlight=False)
+            out.print(f"  range   {doc['first']} .. {doc['last']} every {doc['time_step']}", highlight=False)
+            out.print(f"  slots   {doc['slots_filled']} filled, {doc['slots_missing']} missing "
+                      f"(axis pre-sized to {doc['capacity']})", highlight=False)
+            for v, d in doc["variables"].items():
+                out.print(f"  {v}: {d['slots_filled']} slots, {d['revised_slots']} revised, "
+                          f"{d['archived_revisions']} superseded revisions kept", highlight=False)
+            if doc["store_bytes"] is not None:
+                out.print(f"  size    {doc['store_bytes'] / 1e6:.1f} MB (whole repository)", highlight=False)
+        return doc, 0
+
+    _run(as_json, body)
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("FORECAST_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    app()
+
+
+if __name__ == "__main__":
+    main()
