@@ -414,7 +414,13 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
             )
             report.layout_commits.append(sid)
             session = store.writable()
-        state = store.dataset_state(session, catalog)
+        batch_slots = [x for _, sl in scanned for x in sl]
+        g0 = zarr.open_group(session.store, path=catalog.id, mode="r")
+        first0, n0 = int(g0.attrs.get("first_slot", -1)), int(g0.attrs.get("n_slots", 0))
+        win_lo = min(([first0] if first0 >= 0 else []) + batch_slots or [0])
+        win_hi = max([n0, *(x + 1 for x in batch_slots)])
+        state = store.dataset_state(session, catalog, lo=win_lo, hi=win_hi)
+        base = state.base
         head_before = state.n_slots
         group = zarr.open_group(session.store, path=catalog.id, mode="a")
 
@@ -432,16 +438,17 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
                 a.resize((n + 1, *a.shape[1:]))
             group[f"{vid}_archive"][n] = group[vid][slot]
             group[f"{vid}_archive_slot"][n] = slot
-            group[f"{vid}_archive_revision"][n] = vs.revision[slot]
-            group[f"{vid}_archive_available_at"][n] = vs.available_at[slot]
-            group[f"{vid}_archive_sha256"][n] = vs.sha256[slot]
-            group[f"{vid}_archive_digest"][n] = vs.digest[slot]
+            i = slot - base
+            group[f"{vid}_archive_revision"][n] = vs.revision[i]
+            group[f"{vid}_archive_available_at"][n] = vs.available_at[i]
+            group[f"{vid}_archive_sha256"][n] = vs.sha256[i]
+            group[f"{vid}_archive_digest"][n] = vs.digest[i]
             # keep the in-memory state in step for later rounds of this batch
             vs.archive_slot = np.append(vs.archive_slot, slot)
-            vs.archive_revision = np.append(vs.archive_revision, vs.revision[slot])
-            vs.archive_available_at = np.append(vs.archive_available_at, vs.available_at[slot])
-            vs.archive_sha256 = np.vstack([vs.archive_sha256, vs.sha256[slot][None]])
-            vs.archive_digest = np.vstack([vs.archive_digest, vs.digest[slot][None]])
+            vs.archive_revision = np.append(vs.archive_revision, vs.revision[i])
+            vs.archive_available_at = np.append(vs.archive_available_at, vs.available_at[i])
+            vs.archive_sha256 = np.vstack([vs.archive_sha256, vs.sha256[i][None]])
+            vs.archive_digest = np.vstack([vs.archive_digest, vs.digest[i][None]])
 
         def known_for(slots: list[int]):
             out: dict[int, dict[str, tuple[set, set, int]]] = {}
@@ -449,7 +456,7 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
                 out[s] = {}
                 for vid, vs in state.vars.items():
                     shas, digs = vs.known_hashes(s)
-                    out[s][vid] = (shas, digs, int(vs.revision[s]) if s < len(vs.revision) else -1)
+                    out[s][vid] = (shas, digs, int(vs.revision[s - base]))
             return out
 
         def tick(d, t):
@@ -499,11 +506,11 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
                         if st == "duplicate":
                             continue
                         written[slot][vid] = st
-                        vs = state.vars[vid]
-                        vs.revision[slot] = vs.revision[slot] + 1 if vs.revision[slot] >= 0 else 0
-                        vs.available_at[slot] = avail_s
-                        vs.sha256[slot] = np.frombuffer(bytes.fromhex(r.sha256), "uint8")
-                        vs.digest[slot] = np.frombuffer(bytes.fromhex(r.digests[slot][vid]), "uint8")
+                        vs, i = state.vars[vid], slot - base
+                        vs.revision[i] = vs.revision[i] + 1 if vs.revision[i] >= 0 else 0
+                        vs.available_at[i] = avail_s
+                        vs.sha256[i] = np.frombuffer(bytes.fromhex(r.sha256), "uint8")
+                        vs.digest[i] = np.frombuffer(bytes.fromhex(r.digests[slot][vid]), "uint8")
                     if all(st == "duplicate" for st in per.values()):
                         dup_slots.add(slot)
 
@@ -516,15 +523,12 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
         lo = min(written)
         hi = max(written) + 1
         for vid, vs in state.vars.items():
-            group[f"{vid}_revision"][lo:hi] = vs.revision[lo:hi]
-            group[f"{vid}_available_at"][lo:hi] = vs.available_at[lo:hi]
-            group[f"{vid}_sha256"][lo:hi] = vs.sha256[lo:hi]
-            group[f"{vid}_digest"][lo:hi] = vs.digest[lo:hi]
-        filled = np.zeros(state.capacity, dtype=bool)
-        for vs in state.vars.values():
-            filled |= vs.revision >= 0
-        idx = np.flatnonzero(filled)
-        group.attrs.update({"first_slot": int(idx[0]), "n_slots": int(idx[-1]) + 1})
+            group[f"{vid}_revision"][lo:hi] = vs.revision[lo - base:hi - base]
+            group[f"{vid}_available_at"][lo:hi] = vs.available_at[lo - base:hi - base]
+            group[f"{vid}_sha256"][lo:hi] = vs.sha256[lo - base:hi - base]
+            group[f"{vid}_digest"][lo:hi] = vs.digest[lo - base:hi - base]
+        group.attrs.update({"first_slot": min([lo] + ([first0] if first0 >= 0 else [])),
+                            "n_slots": max(n0, hi)})
 
         report.written = [label(s) for s in sorted(written)]
         report.revisions = [label(s) for s in sorted(written) if "revision" in written[s].values()]

@@ -68,8 +68,10 @@ def hex_digest(row: np.ndarray) -> str | None:
 
 @dataclass
 class VarState:
-    """Per-slot bookkeeping of one variable, read from the store (small: no values)."""
+    """Per-slot bookkeeping of one variable over a window of slots [base, base + len) (small: no
+    values). Only the window holding data is read: the axis may be pre-sized to ~10^6 slots."""
 
+    base: int
     revision: np.ndarray  # int16, -1 = empty
     available_at: np.ndarray  # int64 seconds
     sha256: np.ndarray  # (n, 32) uint8
@@ -83,9 +85,10 @@ class VarState:
     def known_hashes(self, slot: int) -> tuple[set[bytes], set[bytes]]:
         """sha256 and digests of every revision this slot ever held (current and archived)."""
         shas, digs = set(), set()
-        if slot < len(self.revision) and self.revision[slot] >= 0:
-            shas.add(bytes(self.sha256[slot]))
-            digs.add(bytes(self.digest[slot]))
+        i = slot - self.base
+        if 0 <= i < len(self.revision) and self.revision[i] >= 0:
+            shas.add(bytes(self.sha256[i]))
+            digs.add(bytes(self.digest[i]))
         for i in np.flatnonzero(self.archive_slot == slot):
             shas.add(bytes(self.archive_sha256[i]))
             digs.add(bytes(self.archive_digest[i]))
@@ -96,6 +99,8 @@ class VarState:
 class DatasetState:
     catalog: Catalog
     capacity: int
+    base: int  # the window of slots read: [base, hi)
+    hi: int
     first_slot: int  # -1 when empty
     n_slots: int  # high-water mark: last filled slot + 1 (0 when empty)
     vars: dict[str, VarState] = field(default_factory=dict)
@@ -353,25 +358,27 @@ class ObservationStore:
                     a.resize((cap, *a.shape[1:]))
         return added
 
-    def dataset_state(self, session, catalog: Catalog) -> DatasetState:
+    def dataset_state(self, session, catalog: Catalog, *, lo: int | None = None, hi: int | None = None) -> DatasetState:
+        """Bookkeeping over slots [lo, hi) (default: the slots that hold data), clipped to the axis."""
         import zarr
 
         g = zarr.open_group(session.store, path=catalog.id, mode="r")
-        st = DatasetState(
-            catalog=catalog,
-            capacity=g["time"].shape[0],
-            first_slot=int(g.attrs.get("first_slot", -1)),
-            n_slots=int(g.attrs.get("n_slots", 0)),
-        )
+        cap = g["time"].shape[0]
+        first = int(g.attrs.get("first_slot", -1))
+        n_slots = int(g.attrs.get("n_slots", 0))
+        lo = max(0, min(lo if lo is not None else (first if first >= 0 else 0), cap))
+        hi = max(lo, min(hi if hi is not None else n_slots, cap))
+        st = DatasetState(catalog=catalog, capacity=cap, base=lo, hi=hi, first_slot=first, n_slots=n_slots)
         names = set(g.array_keys())
         for vid in catalog.variables:
             if vid not in names:
                 continue
             st.vars[vid] = VarState(
-                revision=g[f"{vid}_revision"][:],
-                available_at=g[f"{vid}_available_at"][:],
-                sha256=g[f"{vid}_sha256"][:],
-                digest=g[f"{vid}_digest"][:],
+                base=lo,
+                revision=g[f"{vid}_revision"][lo:hi],
+                available_at=g[f"{vid}_available_at"][lo:hi],
+                sha256=g[f"{vid}_sha256"][lo:hi],
+                digest=g[f"{vid}_digest"][lo:hi],
                 archive_slot=g[f"{vid}_archive_slot"][:],
                 archive_revision=g[f"{vid}_archive_revision"][:],
                 archive_available_at=g[f"{vid}_archive_available_at"][:],
@@ -430,14 +437,18 @@ class _SlotView:
         return out[0] if scalar else out
 
 
-def _select_revisions(vs_rev, vs_av, arch_slot, arch_rev, arch_av, lo, hi, as_of_s):
+def _select_revisions(vs: VarState, lo: int, hi: int, n_main: int, as_of_s: int | None):
     """For slots [lo, hi): which row to read (slot index into the main array, n_main + i into the
     archive, or -1) and the revision / available_at shown, as of ``as_of_s`` (None = latest)."""
-    n = hi - lo
-    n_main = len(vs_rev)
-    rows = np.arange(lo, hi, dtype="int64")
-    rev = vs_rev[lo:hi].astype("int16").copy()
-    av = vs_av[lo:hi].copy()
+    n = max(hi - lo, 0)
+    rows = np.arange(lo, lo + n, dtype="int64")
+    rev = np.full(n, -1, "int16")
+    av = np.full(n, NO_TIME, "int64")
+    a, b = max(lo, vs.base), min(hi, vs.base + len(vs.revision))  # overlap with the window read
+    if b > a:
+        rev[a - lo:b - lo] = vs.revision[a - vs.base:b - vs.base]
+        av[a - lo:b - lo] = vs.available_at[a - vs.base:b - vs.base]
+    arch_slot, arch_rev, arch_av = vs.archive_slot, vs.archive_revision, vs.archive_available_at
     if as_of_s is None:
         rows[rev < 0] = -1
         return rows, rev, av
@@ -506,15 +517,7 @@ def open_observations(
         return cat.time.slot_of(to_epoch(t))
 
     # default range: first to last slot holding data (as of T)
-    filled = np.zeros(state.capacity, dtype=bool)
-    for vs in state.vars.values():
-        ok = vs.revision >= 0
-        if as_of_s is not None:
-            ok &= vs.available_at <= as_of_s
-            arch = vs.archive_slot[vs.archive_available_at <= as_of_s]
-            filled[arch[arch < state.capacity]] = True
-        filled |= ok
-    idx = np.flatnonzero(filled)
+    idx = _filled_slots(state, as_of_s)
     lo = _slot(start, int(idx[0]) if len(idx) else 0)
     hi_incl = _slot(end, int(idx[-1]) if len(idx) else -1)
     if lo is None or hi_incl is None:
@@ -531,19 +534,13 @@ def open_observations(
     }
     if "elevation" in g.array_keys():
         coords["elevation"] = (("y", "x"), g["elevation"][:], dict(g["elevation"].attrs))
+    if start is not None or end is not None:
+        state = store.dataset_state(session, cat, lo=lo, hi=hi)
     data_vars = {}
     for vid, vs in state.vars.items():
         main = g[vid]
         cap = main.shape[0]
-        # slots beyond the pre-sized axis simply have nothing yet
-        lo_c, hi_c = min(lo, cap), min(hi, cap)
-        rows, rev, av = _select_revisions(vs.revision, vs.available_at, vs.archive_slot, vs.archive_revision,
-                                          vs.archive_available_at, lo_c, hi_c, as_of_s)
-        pad = n - len(rows)
-        if pad > 0:
-            rows = np.concatenate([rows, np.full(pad, -1, "int64")])
-            rev = np.concatenate([rev, np.full(pad, -1, "int16")])
-            av = np.concatenate([av, np.full(pad, NO_TIME, "int64")])
+        rows, rev, av = _select_revisions(vs, lo, hi, cap, as_of_s)
         view = _SlotView(main, g[f"{vid}_archive"], rows, cap)
         chunks = (1, *main.chunks[1:])
         arr = da.from_array(view, chunks=chunks, name=f"obs-{dsid}-{vid}-{session.snapshot_id}-{as_of_s}-{lo}-{hi}",
@@ -566,6 +563,23 @@ def open_observations(
     return ds
 
 
+def _filled_slots(state: DatasetState, as_of_s: int | None) -> np.ndarray:
+    """Slots (absolute indices) holding data of any variable, as of a time (None: latest)."""
+    n = state.hi - state.base
+    filled = np.zeros(n, dtype=bool)
+    extra: list[np.ndarray] = []
+    for vs in state.vars.values():
+        ok = vs.revision >= 0
+        if as_of_s is not None:
+            ok &= vs.available_at <= as_of_s
+            extra.append(vs.archive_slot[vs.archive_available_at <= as_of_s])
+        filled |= ok
+    idx = np.flatnonzero(filled) + state.base
+    if extra:
+        idx = np.union1d(idx, np.concatenate(extra).astype("int64"))
+    return idx
+
+
 def dataset_summary(store: ObservationStore, dataset: str, *, as_of: datetime | None = None) -> dict[str, Any]:
     """What ``forecast store show`` prints: range, slots filled, revisions, size."""
     import zarr
@@ -578,10 +592,9 @@ def dataset_summary(store: ObservationStore, dataset: str, *, as_of: datetime | 
     state = store.dataset_state(session, cat)
     as_of_s = to_epoch(as_of) if as_of is not None else None
     per_var = {}
-    all_filled = np.zeros(state.capacity, dtype=bool)
+    all_filled = np.zeros(state.hi - state.base, dtype=bool)
     for vid, vs in state.vars.items():
-        rows, rev, av = _select_revisions(vs.revision, vs.available_at, vs.archive_slot, vs.archive_revision,
-                                          vs.archive_available_at, 0, state.capacity, as_of_s)
+        rows, rev, av = _select_revisions(vs, state.base, state.hi, state.capacity, as_of_s)
         filled = rev >= 0
         all_filled |= filled
         per_var[vid] = {
@@ -590,12 +603,12 @@ def dataset_summary(store: ObservationStore, dataset: str, *, as_of: datetime | 
             "max_revision": int(rev.max()) if len(rev) else -1,
             "archived_revisions": int(len(vs.archive_slot)),
         }
-    idx = np.flatnonzero(all_filled)
+    idx = np.flatnonzero(all_filled) + state.base
     first, last = (int(idx[0]), int(idx[-1])) if len(idx) else (None, None)
     expected = (last - first + 1) if first is not None else 0
     size = None
     with contextlib.suppress(Exception):
-        size = int(store.repo.total_chunks_storage())
+        size = int(store.repo.chunk_storage_stats().native_bytes)
     return {
         "dataset": dataset,
         "snapshot": session.snapshot_id,
