@@ -76,7 +76,7 @@ def _run_distributed(fn, items, address, progress):
         futures = client.map(fn, items, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         out: list[Any] = [None] * len(items)
-        for n, fut in enumerate(as_completed(futures), 1):
+        for n, fut in enumerate(as_completed(futures, loop=client.loop), 1):
             out[index[fut.key]] = fut.result()
             if progress:
                 progress(n, len(items))
