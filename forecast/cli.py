@@ -319,6 +319,25 @@ def store_show(
     _run(as_json, body)
 
 
+# -- demo -------------------------------------------------------------------------------------------------
+
+@app.command("demo")
+def demo(
+    fresh: bool = typer.Option(False, "--fresh", help="Start over: remove the demo's samples and the store."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the sample observations."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run everything built so far end to end on embedded sample data, saying what it does."""
+    from forecast.demo import run_demo
+
+    def body():
+        st = _settings()
+        console = Console(stderr=True) if as_json else out
+        return run_demo(st, console, fresh=fresh, seed=seed), 0
+
+    _run(as_json, body)
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("FORECAST_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

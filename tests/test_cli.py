@@ -1,0 +1,54 @@
+"""The command line as a user meets it: help everywhere, the demo end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT
+from forecast.cli import app
+
+COMMANDS = [[], ["catalog"], ["catalog", "validate"], ["catalog", "schema"], ["sample"], ["ingest"],
+            ["store"], ["store", "log"], ["store", "show"], ["demo"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "forecast")
+def test_every_command_has_help(cmd):
+    res = CliRunner().invoke(app, [*cmd, "--help"])
+    assert res.exit_code == 0 and "Usage:" in res.output
+
+
+def test_reporting_commands_take_json():
+    for cmd in (["catalog", "validate"], ["sample"], ["ingest"], ["store", "log"], ["store", "show"], ["demo"]):
+        res = CliRunner().invoke(app, [*cmd, "--help"], terminal_width=200)
+        assert "--json" in res.output, cmd
+
+
+def test_import_stays_light():
+    code = "import sys, forecast.cli, forecast.store, forecast.ingest; print('torch' in sys.modules, 'litestar' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FORECAST_CATALOGS", str(ROOT / "catalogs"))
+    res = CliRunner().invoke(app, ["demo", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    radar = doc["datasets"]["radar_precip"]
+    main, late, revised = radar["ingests"]
+    assert len(main["written"]) > 20 and main["rejected"]  # the corrupt file is quarantined
+    assert late["late"] and late["duplicates"]
+    assert revised["revisions"]
+    assert radar["store"]["variables"]["precipitation_rate"]["archived_revisions"] == 1
+    # a second run ingests nothing new
+    res = CliRunner().invoke(app, ["demo", "--json"])
+    assert res.exit_code == 0
+    again = json.loads(res.stdout)["datasets"]["radar_precip"]["ingests"]
+    assert all(not r["committed"] for r in again)
