@@ -29,11 +29,19 @@ _STEP_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 
 def units_registry():
     """The pint registry that understands CF unit strings ("mm h-1", "degC", "K")."""
+    import logging
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from cf_xarray.units import units
+    # cf_xarray redefines a few pint units on import; pint logs each as a warning.
+    pint_log = logging.getLogger("pint.util")
+    level = pint_log.level
+    pint_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from cf_xarray.units import units
+    finally:
+        pint_log.setLevel(level)
     return units
 
 

@@ -28,8 +28,8 @@ store_app = typer.Typer(help="The versioned observation store: history and conte
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(store_app, name="store")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("forecast")
 
 JsonOpt = typer.Option(False, "--json", help="Print exactly one JSON document on stdout.")
@@ -332,7 +332,7 @@ def demo(
 
     def body():
         st = _settings()
-        console = Console(stderr=True) if as_json else out
+        console = err if as_json else out
         return run_demo(st, console, fresh=fresh, seed=seed), 0
 
     _run(as_json, body)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -85,6 +86,7 @@ def _open(path: Path):
         return xr.open_dataset(path, cache=False, decode_timedelta=False)
     except Exception as e:  # noqa: BLE001 - any failure to open is the file's fault
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = re.sub(r":\s*'[^']*'$", "", msg)  # the report already names the file
         raise Rejected(f"cannot be read as NetCDF ({msg[:160]})") from None
 
 
