@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forecast.errors import CatalogError, UnknownDatasetError
+from qc.config import QCConfig
 
 _STEP_RE = re.compile(r"^\s*(\d+)\s*(s|min|h|d|month)\s*$")
 _STEP_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
@@ -318,7 +319,17 @@ class Catalog(Strict):
     time: TimeAxis
     storage: StorageSpec = StorageSpec()
     variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], Variable] = Field(min_length=1)
+    qc: QCConfig | None = Field(None, description="QC stages per variable and cross-variable rules.")
     path: Path | None = Field(None, exclude=True, description="File the catalog was read from (set on load).")
+
+    @model_validator(mode="after")
+    def _qc_variables_known(self) -> Catalog:
+        if self.qc is not None:
+            unknown = sorted(set(self.qc.variables) - set(self.variables))
+            if unknown:
+                raise ValueError(f"qc.variables names {unknown}, which are not variables of this catalog "
+                                 f"({sorted(self.variables)})")
+        return self
 
     @model_validator(mode="after")
     def _names_unique(self) -> Catalog:

@@ -26,7 +26,10 @@ app = typer.Typer(help="Operational forecasting service with plausibility guards
 catalog_app = typer.Typer(help="Dataset catalogs: validate, export the JSON Schema.", no_args_is_help=True)
 store_app = typer.Typer(help="The versioned observation store: history and contents.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+qc_app = typer.Typer(help="Quality control: flag values (never change them) and review suspects.",
+                     no_args_is_help=True)
 app.add_typer(store_app, name="store")
+app.add_typer(qc_app, name="qc")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -314,6 +317,42 @@ def store_show(
                           f"{d['archived_revisions']} superseded revisions kept", highlight=False)
             if doc["store_bytes"] is not None:
                 out.print(f"  size    {doc['store_bytes'] / 1e6:.1f} MB (whole repository)", highlight=False)
+        return doc, 0
+
+    _run(as_json, body)
+
+
+# -- qc ------------------------------------------------------------------------------------------------------
+
+@qc_app.command("run")
+def qc_run(
+    dataset: str = typer.Argument(..., help="Dataset id."),
+    since: Optional[str] = typer.Option(None, "--since", help="Also re-check every slot from this time on."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Flag new and revised slots (with the history temporal checks need); one commit of flags."""
+    from forecast.catalog import get_catalog
+    from forecast.qcrun import run_qc
+    from forecast.store import store_for
+
+    def body():
+        st = _settings()
+        cat = get_catalog(st.catalogs, dataset)
+        with _progress(f"qc {dataset}", not as_json) as tick:
+            rep = run_qc(cat, store=store_for(st), since=_time(since, "--since"), progress=tick)
+        doc = rep.to_json()
+        if not as_json:
+            if not rep.committed:
+                out.print(f"[bold]{dataset}[/]: nothing new to check (config {rep.qc_config_hash[:12]})")
+            else:
+                out.print(f"[bold]{dataset}[/]: {rep.slots_checked} slots checked in {rep.seconds:.1f} s, "
+                          f"commit {rep.snapshot} (config {rep.qc_config_hash[:12]})", highlight=False)
+                for vid, c in rep.counts.items():
+                    shown = ", ".join(f"{k} {v}" for k, v in c.items() if v)
+                    out.print(f"  {vid}: {shown}", highlight=False)
+                if rep.reviews_kept or rep.reviews_dropped:
+                    out.print(f"  human decisions kept: {rep.reviews_kept} cells; dropped because the value "
+                              f"changed: {rep.reviews_dropped}")
         return doc, 0
 
     _run(as_json, body)

@@ -40,6 +40,16 @@ BRANCH = "main"
 _META_CHUNK_BLOCKS = 16  # per-slot metadata arrays: one chunk spans this many time blocks
 
 
+def per_slot_arrays(vid: str) -> tuple[str, ...]:
+    """The arrays of a variable that run along the time axis (values and per-slot bookkeeping)."""
+    return (vid, f"{vid}_revision", f"{vid}_available_at", f"{vid}_sha256", f"{vid}_digest")
+
+
+def qc_arrays(vid: str) -> tuple[str, ...]:
+    """The QC layer beside a variable: flags, test bitmask, and the value revision they judge."""
+    return (f"{vid}_qc", f"{vid}_qc_tests", f"{vid}_qc_revision")
+
+
 def _quiet_icechunk() -> None:
     # Local storage warns about concurrent commits on every open; we serialise commits with a lock.
     import icechunk
@@ -335,10 +345,12 @@ class ObservationStore:
         new_cap = (max_slot // block + 1) * block
         t.resize((new_cap,))
         t[cap:new_cap] = catalog.time.label(np.arange(cap, new_cap))
+        present = set(g.array_keys())
         for vid in catalog.variables:
-            for name in (vid, f"{vid}_revision", f"{vid}_available_at", f"{vid}_sha256", f"{vid}_digest"):
-                a = g[name]
-                a.resize((new_cap, *a.shape[1:]))
+            for name in (*per_slot_arrays(vid), *qc_arrays(vid)):
+                if name in present:
+                    a = g[name]
+                    a.resize((new_cap, *a.shape[1:]))
         return True
 
     def add_missing_variables(self, session, catalog: Catalog) -> list[str]:
@@ -414,8 +426,8 @@ class _SlotView:
     """A zarr array seen through a slot-index map (lazy, for dask): row i reads ``source[rows[i]]``
     where rows < 0 give NaN. Avoids building a dask graph over the whole pre-sized axis."""
 
-    def __init__(self, main, archive, rows: np.ndarray, n_main: int):
-        self.main, self.archive, self.rows, self.n_main = main, archive, rows, n_main
+    def __init__(self, main, archive, rows: np.ndarray, n_main: int, fill=np.nan):
+        self.main, self.archive, self.rows, self.n_main, self.fill = main, archive, rows, n_main, fill
         self.shape = (len(rows), *main.shape[1:])
         self.dtype = np.dtype(main.dtype)
         self.ndim = len(self.shape)
@@ -428,7 +440,7 @@ class _SlotView:
         rows = np.atleast_1d(rows)
         rest = tuple(k if isinstance(k, slice) else slice(k, k + 1) for k in key[1:])
         shape_rest = tuple(len(range(*s.indices(n))) for s, n in zip(rest, self.shape[1:]))
-        out = np.full((len(rows), *shape_rest), np.nan, dtype=self.dtype)
+        out = np.full((len(rows), *shape_rest), self.fill, dtype=self.dtype)
         for i, r in enumerate(rows):
             if r < 0:
                 continue
@@ -547,6 +559,19 @@ def open_observations(
                             asarray=True, fancy=False)
         attrs = {k: v for k, v in main.attrs.items() if k not in ("revision_variables",)}
         data_vars[vid] = (("time", "y", "x"), arr, attrs)
+        if f"{vid}_qc" in g.array_keys():
+            # flags judge one revision of the values: where another revision is shown (as-of reads
+            # of a since-revised slot) the flags are not known here, so NOT_EVALUATED
+            qrev = g[f"{vid}_qc_revision"][lo:min(hi, cap)] if hi > lo else np.zeros(0, "int16")
+            qrev = np.concatenate([qrev, np.full(n - len(qrev), -2, "int16")])
+            qrows = np.where((rows >= 0) & (rows < cap) & (qrev == rev) | (rev < 0) & (qrev == -1), np.arange(lo, lo + n), -1)
+            for suffix, fill in (("qc", 2), ("qc_tests", 0)):
+                src = g[f"{vid}_{suffix}"]
+                v = _SlotView(src, src, qrows, cap, fill=fill)
+                data_vars[f"{vid}_{suffix}"] = (("time", "y", "x"), da.from_array(
+                    v, chunks=chunks, asarray=True, fancy=False,
+                    name=f"obs-{dsid}-{vid}_{suffix}-{session.snapshot_id}-{as_of_s}-{lo}-{hi}"), dict(src.attrs))
+            attrs["ancillary_variables"] = f"{vid}_qc {vid}_qc_tests"
         av_dt = np.where(av == NO_TIME, np.datetime64("NaT"), av.astype("datetime64[s]")).astype("datetime64[ns]")
         coords[f"{vid}_revision"] = ("time", rev, {"long_name": f"revision of {vid} shown (-1: none available)"})
         coords[f"{vid}_available_at"] = ("time", av_dt, {"long_name": f"when the shown revision of {vid} became available"})
