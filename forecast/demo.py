@@ -75,6 +75,17 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
                 f"{len(rep.duplicates)} duplicate, {len(rep.rejected)} rejected in {rep.seconds:.1f} s: {state}")
             for r in rep.rejected:
                 say(f"     [yellow]quarantined[/] {Path(r['file']).name}: {r['reason']}", highlight=False)
+        from forecast.qcrun import run_qc
+
+        say(f"   $ forecast qc run {dsid}")
+        qrep = run_qc(cat, store=store)
+        if qrep.committed:
+            say(f"     {qrep.slots_checked} slots checked in {qrep.seconds:.1f} s, commit {qrep.snapshot}")
+            for vid, c in qrep.counts.items():
+                say(f"     {vid}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v), highlight=False)
+        else:
+            say("     nothing new to check")
+        _say_faults(say, store, dsid, manifest)
         info = dataset_summary(store, dsid)
         say(f"   $ forecast store show {dsid}")
         say(f"     {info['first']} .. {info['last']}: {info['slots_filled']} slots filled, "
@@ -90,10 +101,31 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
             say(f"   as-of read of the revised slot {t} ({var}): as known at {iso(end + timedelta(hours=1))} "
                 f"revision {int(before[f'{var}_revision'])} (mean {float(np.nanmean(before[var].values)):.3f}), "
                 f"now revision {int(after[f'{var}_revision'])} (mean {float(np.nanmean(after[var].values)):.3f})")
-        summary["datasets"][dsid] = {"ingests": reports, "store": info}
+        summary["datasets"][dsid] = {"ingests": reports, "qc": qrep.to_json(), "store": info}
     log = store.log()
     say(f"\n[bold]history[/]: {len(log)} commits in {store.location}; newest: {log[0]['message']}")
     say("   $ forecast store log radar_precip")
-    say("\n[bold]not built yet[/]: QC flags and the review queue, the nowcast model, the hindcast and the HTTP API "
+    say("\n[bold]not built yet[/]: the review queue's commands, the nowcast model, the hindcast and the HTTP API "
         "arrive with their own issues; this demo grows with each.")
     return summary
+
+
+def _say_faults(say, store, dsid: str, manifest: dict) -> None:
+    """What QC made of each planted fault: the flags at the planted cells (values are untouched)."""
+    from qc.flags import QCFlag
+
+    ds = open_observations(dsid, store=store)
+    seen: dict[str, list[str]] = {}
+    for f in manifest["faults"]:
+        var = f.get("variable")
+        if not var or f"{var}_qc" not in ds or f["kind"] not in ("spike", "impossible", "stuck", "record_extreme"):
+            continue
+        when = f["times"][-1]
+        cells = f.get("cells_by_time", {}).get(when) or f.get("cells") or [[y, x] for y in range(f["bbox"][0], f["bbox"][1] + 1)
+                                   for x in range(f["bbox"][2], f["bbox"][3] + 1)]
+        q = ds[f"{var}_qc"].sel(time=np.datetime64(when.rstrip("Z"))).values
+        flags = sorted({QCFlag(int(q[y, x])).name for y, x in cells})
+        seen.setdefault(f["kind"], []).extend(flags)
+    if seen:
+        say("     planted faults as flagged: " + "; ".join(
+            f"{k} -> {'/'.join(sorted(set(v)))}" for k, v in seen.items()), highlight=False)
