@@ -338,8 +338,8 @@ def qc_run(
     def body():
         st = _settings()
         cat = get_catalog(st.catalogs, dataset)
-        with _progress(f"qc {dataset}", not as_json) as tick:
-            rep = run_qc(cat, store=store_for(st), since=_time(since, "--since"), progress=tick)
+        with _progress(f"qc {dataset}", not as_json) as tick, _queue(st) as queue:
+            rep = run_qc(cat, store=store_for(st), since=_time(since, "--since"), progress=tick, queue=queue)
         doc = rep.to_json()
         if not as_json:
             if not rep.committed:
@@ -350,9 +350,119 @@ def qc_run(
                 for vid, c in rep.counts.items():
                     shown = ", ".join(f"{k} {v}" for k, v in c.items() if v)
                     out.print(f"  {vid}: {shown}", highlight=False)
+                out.print(f"  review queue: {rep.events_added} new items, {rep.events_existing} already queued")
                 if rep.reviews_kept or rep.reviews_dropped:
                     out.print(f"  human decisions kept: {rep.reviews_kept} cells; dropped because the value "
                               f"changed: {rep.reviews_dropped}")
+        return doc, 0
+
+    _run(as_json, body)
+
+
+def _queue(st: Settings):
+    from qc.review import ReviewQueue
+
+    st.home.mkdir(parents=True, exist_ok=True)
+    return ReviewQueue(st.review_database_url)
+
+
+def _item_doc(item) -> dict:
+    from dataclasses import asdict
+
+    doc = asdict(item)
+    doc.pop("cells", None)
+    for d in doc.get("decisions", []) or []:
+        d.pop("cells", None)
+    return json.loads(json.dumps(doc, default=str))
+
+
+@qc_app.command("queue")
+def qc_queue(
+    dataset: str = typer.Argument(..., help="Dataset id."),
+    state: Optional[str] = typer.Option(None, "--state", help="open, pending (awaiting a second operator) or decided."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Review items of a dataset, most hazardous first."""
+
+    def body():
+        st = _settings()
+        if state not in (None, "open", "pending", "decided"):
+            raise BadInputError(f"--state must be open, pending or decided, not {state!r}")
+        with _queue(st) as queue:
+            items = queue.list(dataset=dataset, state=state)
+        if not as_json:
+            t = Table(title=f"review queue: {dataset}" + (f" ({state})" if state else ""))
+            for c in ("item", "state", "variable", "time span", "cells", "peak", "record", "tests"):
+                t.add_column(c)
+            for i in items:
+                t.add_row(str(i.id), i.state, i.variable, f"{i.t_first:%Y-%m-%d %H:%M}..{i.t_last:%H:%M}",
+                          str(i.n_cells), f"{i.peak_value:.1f}" if i.peak_value is not None else "",
+                          f"{i.record:.1f}" if i.record is not None else "", ",".join(i.test_names))
+            out.print(t)
+        return {"dataset": dataset, "state": state, "items": [_item_doc(i) for i in items]}, 0
+
+    _run(as_json, body)
+
+
+@qc_app.command("show")
+def qc_show(item: int = typer.Argument(..., help="Item id."), as_json: bool = JsonOpt) -> None:
+    """One review item with its cells' summary, decisions and audit trail."""
+    from qc.review import ItemNotFound
+
+    def body():
+        st = _settings()
+        with _queue(st) as queue:
+            try:
+                detail = queue.get(item)
+            except ItemNotFound:
+                raise BadInputError(f"review item {item} does not exist") from None
+        doc = _item_doc(detail)
+        if not as_json:
+            out.print(f"[bold]item {detail.id}[/] {detail.state}: {detail.dataset}.{detail.variable} "
+                      f"{detail.t_first:%Y-%m-%dT%H:%MZ}..{detail.t_last:%H:%MZ}, {detail.n_cells} cells, "
+                      f"peak {detail.peak_value} (record {detail.record}), tests {', '.join(detail.test_names)}",
+                      highlight=False)
+            for d in detail.decisions:
+                out.print(f"  decision {d.id}: {d.action} by {d.by} at {d.at:%Y-%m-%dT%H:%MZ} ({d.status}): {d.comment}",
+                          highlight=False)
+        return doc, 0
+
+    _run(as_json, body)
+
+
+@qc_app.command("decide")
+def qc_decide(
+    item: int = typer.Argument(..., help="Item id."),
+    action: str = typer.Argument(..., help="accept (a real extreme) or reject (a fault)."),
+    by: str = typer.Option(..., "--by", help="The deciding operator."),
+    comment: str = typer.Option(..., "--comment", help="Why (required)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Decide a review item; final decisions are written into the store's flags at once."""
+    from forecast.catalog import get_catalog
+    from forecast.qcrun import apply_pending_decisions
+    from forecast.store import store_for
+    from qc.review import FourEyesError, InvalidRequest, ItemNotFound, ReviewConflict
+
+    def body():
+        st = _settings()
+        if action not in ("accept", "reject"):
+            raise BadInputError(f"action must be accept or reject, not {action!r}")
+        with _queue(st) as queue:
+            try:
+                dec = queue.decide(item, action, by=by, comment=comment)
+            except ItemNotFound:
+                raise BadInputError(f"review item {item} does not exist") from None
+            except (ReviewConflict, FourEyesError, InvalidRequest) as e:
+                raise BadInputError(str(e)) from None
+            detail = queue.get(item)
+            sid = apply_pending_decisions(queue, get_catalog(st.catalogs, detail.dataset), store=store_for(st), by=by)
+        doc = {"item": item, "decision": dec.id, "status": dec.status, "outcome": dec.outcome,
+               "item_state": dec.item_state, "flags_snapshot": sid}
+        if not as_json:
+            what = {"awaiting_second": "recorded; a second operator must confirm the reject (four eyes)",
+                    "final": f"final ({dec.outcome}); flags written in commit {sid}"}.get(dec.status, dec.status)
+            out.print(f"decision {dec.id} on item {item}: {what}", highlight=False)
         return doc, 0
 
     _run(as_json, body)

@@ -78,14 +78,21 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
         from forecast.qcrun import run_qc
 
         say(f"   $ forecast qc run {dsid}")
-        qrep = run_qc(cat, store=store)
+        from qc.review import ReviewQueue
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        queue = ReviewQueue(settings.review_database_url)
+        qrep = run_qc(cat, store=store, queue=queue)
         if qrep.committed:
             say(f"     {qrep.slots_checked} slots checked in {qrep.seconds:.1f} s, commit {qrep.snapshot}")
             for vid, c in qrep.counts.items():
                 say(f"     {vid}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v), highlight=False)
+            say(f"     review queue: {qrep.events_added} new items ({qrep.events_existing} already queued)")
         else:
             say("     nothing new to check")
         _say_faults(say, store, dsid, manifest)
+        _review(say, queue, cat, store)
+        queue.close()
         info = dataset_summary(store, dsid)
         say(f"   $ forecast store show {dsid}")
         say(f"     {info['first']} .. {info['last']}: {info['slots_filled']} slots filled, "
@@ -129,3 +136,22 @@ def _say_faults(say, store, dsid: str, manifest: dict) -> None:
     if seen:
         say("     planted faults as flagged: " + "; ".join(
             f"{k} -> {'/'.join(sorted(set(v)))}" for k, v in seen.items()), highlight=False)
+
+
+def _review(say, queue, cat, store) -> None:
+    """The duty operator accepts the most hazardous open item when it is a real extreme (the
+    planted record-breaking storm / heat), and the decision lands in the flags."""
+    from forecast.qcrun import apply_pending_decisions
+
+    items = queue.list(dataset=cat.id, state="open")
+    top = next((i for i in items if "climatology" in i.test_names and i.n_cells > 4), None)
+    if top is None:
+        return
+    say(f"   $ forecast qc queue {cat.id}   ->  {len(items)} open items; most hazardous: item {top.id}, "
+        f"{top.n_cells} cells over {top.n_slots} slots, peak {top.peak_value:.1f} beyond the record {top.record:.1f}")
+    why = "confirmed by the radar loop and rain gauges" if "precip" in top.variable else "confirmed by nearby stations"
+    say(f"   $ forecast qc decide {top.id} accept --by duty-forecaster --comment '{why}'")
+    queue.decide(top.id, "accept", by="duty-forecaster", comment=why)
+    sid = apply_pending_decisions(queue, cat, store=store, by="duty-forecaster")
+    say(f"     accepted: its {top.n_cells} cells are now GOOD with the REVIEWED_ACCEPTED bit (commit {sid}); "
+        "the values are unchanged")

@@ -42,6 +42,8 @@ class QCReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     reviews_kept: int = 0
     reviews_dropped: int = 0
+    events_added: int = 0
+    events_existing: int = 0
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -128,6 +130,7 @@ def run_qc(
     block_cells: int = 150_000_000,
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
+    queue: Any = None,
 ) -> QCReport:
     """Flag new or revised slots of a dataset (see the module docstring); one commit, or none."""
     import dask
@@ -206,6 +209,8 @@ def run_qc(
                 group[qn][a:b] = new_q
                 group[tn][a:b] = new_t
                 group[rn][a:b] = rev
+                if queue is not None and (new_q == QCFlag.SUSPECT).any():
+                    _enqueue(queue, catalog, vid, ds[vid].isel(time=slice(a - ra, b - ra)), new_q, new_t, report)
                 vals, cnt = np.unique(new_q, return_counts=True)
                 for v, c in zip(vals, cnt):
                     counts[vid][QCFlag(int(v)).name] += int(c)
@@ -235,6 +240,24 @@ def run_qc(
         report.committed = True
     report.seconds = round(_time.perf_counter() - t0, 3)
     return report
+
+
+def _enqueue(queue, catalog: Catalog, vid: str, values, q: np.ndarray, t: np.ndarray, report: QCReport) -> None:
+    """Suspect cells -> review events (a storm is one item, however many cells), idempotently."""
+    from qc.review import find_events
+
+    var = catalog.variables[vid]
+    months = values.time.dt.month.values
+    rec = var.climatological_record
+    rmax = np.array([rec.max[m - 1] for m in months], "float64") if rec.max else None
+    rmin = np.array([rec.min[m - 1] for m in months], "float64") if rec.min else None
+    # records of temperatures sit far from zero: measure the excess against the record's span
+    scale = float(np.mean(np.subtract(rec.max, rec.min))) if rec.max and rec.min else None
+    events = find_events(values.values, q, t, times=values.time.values, variable=vid, dataset=catalog.id,
+                         record=rmax, record_min=rmin, lat=values.lat.values, lon=values.lon.values, scale=scale)
+    res = queue.enqueue(events)
+    report.events_added += int(res.added)
+    report.events_existing += int(res.existing)
 
 
 @dataclass
@@ -287,3 +310,15 @@ def write_decisions(catalog: Catalog, decisions: list[ReviewDecision], *, store:
                 "software": f"forecast {__version__}"}
         return session.commit(f"review {catalog.id}: decisions {', '.join(map(str, ids))} written to flags",
                               metadata=meta)
+
+
+def apply_pending_decisions(queue, catalog: Catalog, *, store: ObservationStore, by: str = "worker") -> str | None:
+    """Write every final, not yet written decision of a dataset into the store's flags (one commit)
+    and record in the queue which commit carries them."""
+    pending = queue.pending_writeback(catalog.id)
+    if not pending:
+        return None
+    sid = write_decisions(catalog, [ReviewDecision(w.decision_id, w.variable, w.cells, w.accepted) for w in pending],
+                          store=store)
+    queue.mark_written([w.decision_id for w in pending], sid, by=by)
+    return sid

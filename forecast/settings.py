@@ -33,5 +33,9 @@ class Settings(BaseSettings):
         return self.store or str(self.home / "observations.icechunk")
 
     @property
+    def review_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'review.db').absolute()}"
+
+    @property
     def quarantine_dir(self) -> Path:
         return self.quarantine or (self.home / "quarantine")

@@ -186,3 +186,48 @@ def test_segments_cover_dirty_slots_with_their_halo():
     edge = np.zeros(10, bool)
     edge[[0, 9]] = True
     assert _segments(edge, 2, 0, 10, 100) == [(0, 3), (7, 10)]
+
+
+def test_record_storm_is_one_queue_item_and_decisions_reach_the_flags(tmp_path, monkeypatch):
+    """qc run -> one review item for the planted storm; accept via the CLI -> GOOD; a reject of an
+    extreme needs a second operator (four eyes) before the flags become FAIL."""
+    cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")
+    manifest = generate_sample(cat, start=START, hours=2, out=tmp_path / "s", faults=["record_extreme", "spike"], seed=11)
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FORECAST_CATALOGS", str(ROOT / "catalogs"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["ingest", cat.id, str(tmp_path / "s"), "--json"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["qc", "run", cat.id, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["events_added"] >= 2
+    items = json.loads(runner.invoke(app, ["qc", "queue", cat.id, "--json"]).stdout)["items"]
+    ext = next(f for f in manifest["faults"] if f["kind"] == "record_extreme")
+    storm = [i for i in items if "climatology" in i["test_names"]]
+    assert len(storm) == 1 and storm[0]["n_slots"] == len(ext["times"])
+    assert storm[0]["n_cells"] >= sum(len(c) for c in ext["cells_by_time"].values())  # plus suspect rims
+    assert items[0]["id"] == storm[0]["id"]  # the most hazardous first
+    # re-running QC enqueues nothing twice
+    res = runner.invoke(app, ["qc", "run", cat.id, "--since", "2026-07-15T12:00Z", "--json"])
+    assert json.loads(res.stdout)["events_added"] == 0
+    res = runner.invoke(app, ["qc", "decide", str(storm[0]["id"]), "accept", "--by", "ana", "--comment", "real", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["flags_snapshot"]
+    store = ObservationStore(tmp_path / "home" / "observations.icechunk")
+    when = ext["times"][1]
+    q = _at(open_observations(cat.id, store=store)[f"{P}_qc"], when).values
+    assert all(q[y, x] == QCFlag.GOOD for y, x in ext["cells_by_time"][when])
+    spike = next(i for i in items if i["id"] != storm[0]["id"])
+    sid = str(spike["id"])
+    res = runner.invoke(app, ["qc", "decide", sid, "reject", "--by", "ana", "--comment", "artefact", "--json"])
+    assert res.exit_code == 0, res.stdout
+    assert json.loads(res.stdout)["status"] in ("final", "awaiting_second")
+    if json.loads(res.stdout)["status"] == "awaiting_second":
+        again = runner.invoke(app, ["qc", "decide", sid, "reject", "--by", "ana", "--comment", "again", "--json"])
+        assert again.exit_code == 2 and "error" in json.loads(again.stdout)
+        res = runner.invoke(app, ["qc", "decide", sid, "reject", "--by", "ben", "--comment", "agreed", "--json"])
+        assert res.exit_code == 0 and json.loads(res.stdout)["outcome"] == "rejected"
+    detail = json.loads(runner.invoke(app, ["qc", "show", sid, "--json"]).stdout)
+    assert detail["state"] == "decided"
+    res = runner.invoke(app, ["qc", "decide", "99999", "accept", "--by", "ana", "--comment", "x"])
+    assert res.exit_code == 2 and "review item 99999 does not exist" in res.stderr
