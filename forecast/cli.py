@@ -436,6 +436,8 @@ def qc_decide(
     action: str = typer.Argument(..., help="accept (a real extreme) or reject (a fault)."),
     by: str = typer.Option(..., "--by", help="The deciding operator."),
     comment: str = typer.Option(..., "--comment", help="Why (required)."),
+    cells: Optional[List[str]] = typer.Option(
+        None, "--cell", help="Decide only these cells: TIME,IY,IX (repeatable); default: the whole item."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Decide a review item; final decisions are written into the store's flags at once."""
@@ -448,9 +450,24 @@ def qc_decide(
         st = _settings()
         if action not in ("accept", "reject"):
             raise BadInputError(f"action must be accept or reject, not {action!r}")
+        selection = None
+        if cells:
+            import numpy as np
+
+            rows = []
+            for c in cells:
+                parts = c.split(",")
+                if len(parts) != 3:
+                    raise BadInputError(f"--cell {c!r}: expected TIME,IY,IX like 2026-07-15T14:35Z,120,33")
+                t = _time(parts[0], f"--cell {c!r}")
+                try:
+                    rows.append([int(t.timestamp()), int(parts[1]), int(parts[2])])
+                except ValueError:
+                    raise BadInputError(f"--cell {c!r}: IY and IX must be integers") from None
+            selection = np.array(rows, dtype="int64")
         with _queue(st) as queue:
             try:
-                dec = queue.decide(item, action, by=by, comment=comment)
+                dec = queue.decide(item, action, by=by, comment=comment, cells=selection)
             except ItemNotFound:
                 raise BadInputError(f"review item {item} does not exist") from None
             except (ReviewConflict, FourEyesError, InvalidRequest) as e:

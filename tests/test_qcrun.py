@@ -210,6 +210,12 @@ def test_record_storm_is_one_queue_item_and_decisions_reach_the_flags(tmp_path, 
     # re-running QC enqueues nothing twice
     res = runner.invoke(app, ["qc", "run", cat.id, "--since", "2026-07-15T12:00Z", "--json"])
     assert json.loads(res.stdout)["events_added"] == 0
+    # one cell first (operators may decide part of an event), then the rest
+    t1, y1, x1 = ext["times"][0], *ext["cells_by_time"][ext["times"][0]][0]
+    res = runner.invoke(app, ["qc", "decide", str(storm[0]["id"]), "accept", "--by", "ana", "--comment", "gauge agrees",
+                              "--cell", f"{t1},{y1},{x1}", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["item_state"] == "open"
     res = runner.invoke(app, ["qc", "decide", str(storm[0]["id"]), "accept", "--by", "ana", "--comment", "real", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["flags_snapshot"]
