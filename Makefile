@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench schema clean
+.PHONY: install demo test test-fast bench bench-quick schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test-fast: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/qc.py
+
+bench-quick: install
+	$(BIN)/python bench/ingest.py --quick
+	$(BIN)/python bench/qc.py --quick
 
 schema: install
 	$(BIN)/forecast catalog schema --out catalogs/schema.json
