@@ -243,7 +243,7 @@ class ObservationStore:
 
         s = catalog.storage
         shuffle = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle]
-        return BloscCodec(cname=s.cname, clevel=s.clevel, shuffle=shuffle)
+        return BloscCodec(cname=s.cname, clevel=s.clevel, shuffle=shuffle, blocksize=s.blocksize)
 
     def create_dataset(self, session, catalog: Catalog) -> None:
         """Create the group with its coordinates and empty (zero-length) time axis arrays."""
@@ -266,7 +266,7 @@ class ObservationStore:
                 "time_start": iso(catalog.time.start),
                 "time_step": catalog.time.step,
                 "codec": {"name": "blosc", "cname": catalog.storage.cname, "clevel": catalog.storage.clevel,
-                          "shuffle": catalog.storage.shuffle},
+                          "shuffle": catalog.storage.shuffle, "blocksize": catalog.storage.blocksize},
                 "first_slot": -1,
                 "n_slots": 0,
                 "created_with": f"forecast {__version__}",
