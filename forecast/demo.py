@@ -112,8 +112,9 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
     log = store.log()
     say(f"\n[bold]history[/]: {len(log)} commits in {store.location}; newest: {log[0]['message']}")
     say("   $ forecast store log radar_precip")
-    say("\n[bold]not built yet[/]: the review queue's commands, the nowcast model, the hindcast and the HTTP API "
-        "arrive with their own issues; this demo grows with each.")
+    say("\n[bold]not built yet[/]: the trained nowcast model and forecast production (its baselines exist in "
+        "forecast/model/baselines.py), the hindcast and the HTTP API arrive with their own issues; "
+        "this demo grows with each.")
     return summary
 
 
