@@ -4,6 +4,7 @@
     python bench/qc.py --slots 96 --size 500 --repeats 1
     python bench/qc.py --quick          # 48 slots of 300 x 300, < 1 minute (CI smoke)
     python bench/qc.py --breakdown      # also: where the time of one QC run goes (per phase, all threads)
+    python bench/qc.py --candidate DIR  # also run the QC children on a copy of forecast/ + qc/ in DIR
 
 Steps (inputs and store are built once, in this process; every QC figure is measured in a child process
 whose whole process tree is sampled for peak RSS):
@@ -13,9 +14,11 @@ whose whole process tree is sampled for peak RSS):
    ``forecast.ingest.ingest`` into a fresh Icechunk store (timed, reported apart from QC);
 3. end to end: ``forecast.qcrun.run_qc`` (read values from the store, all the catalog's ``qc:`` stages via
    ``qc.pipeline.run_checks`` on dask, write ``<v>_qc`` / ``<v>_qc_tests``, commit); the first run judges a
-   fresh store, the next ones use ``since=start`` (every slot re-checked, see ``forecast/qcrun.py``);
-   run twice: with the environment as it is and with glibc malloc tuned
-   (``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824``);
+   fresh store (reported apart), the repeats use ``since=start`` (every slot re-checked, see
+   ``forecast/qcrun.py``), one child per run, variants interleaved (A B A B ...) so that the shared
+   machine's noise hits them alike: the environment as it is, glibc malloc tuned
+   (``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824``) and any ``--candidate``;
+   wall seconds and the child's user + system CPU seconds (steadier than wall on a busy machine);
 4. the parts: (a) store read only (open + ``.load()`` of the values), (b) checks only (``run_checks`` on the
    values already in memory, as a dask array chunked like ``run_qc`` does, ``.compute()``), (c) read +
    checks without writing (``run_checks`` on the lazily opened dataset, ``.compute()``);
@@ -34,7 +37,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 # this file is bench/qc.py: its own folder (sys.path[0] when run as a script) would shadow the qc package
@@ -326,8 +329,6 @@ def child_breakdown(args) -> dict:
         finally:
             add(f"write {self.dtype} (blosc encode + icechunk set)", time.perf_counter() - t0)
 
-    in_view = threading.local()
-
     def getitem(self, key):
         t0 = time.perf_counter()
         try:
@@ -338,7 +339,6 @@ def child_breakdown(args) -> dict:
 
     zarr.Array.__setitem__ = setitem
     zarr.Array.__getitem__ = getitem
-    _ = in_view
     Session = type(store.writable())
     orig_commit = Session.commit
 
@@ -407,8 +407,6 @@ def main(argv=None) -> int:
     slots = args.slots or (48 if args.quick else 288)
     size = args.size or (300 if args.quick else 1000)
     sample = args.sample if args.sample is not None else (300 if args.quick else 2000)
-    if args.quick:
-        args.breakdown = args.breakdown  # unchanged; parts run once
     cells = slots * size * size
     base_env = {k: v for k, v in os.environ.items() if k in MALLOC_ENV}
     for k in MALLOC_ENV:  # the "as is" run must not inherit a tuned malloc from the caller

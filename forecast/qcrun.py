@@ -20,6 +20,7 @@ import numpy as np
 from forecast import __version__
 from forecast.catalog import Catalog
 from forecast.errors import BadInputError
+from forecast.memory import tune_malloc
 from forecast.store import ObservationStore, iso, open_observations, qc_arrays, to_epoch
 from qc.config import QCConfig, default_config
 from qc.flags import QCFlag, TestBit, apply_review, cf_attrs
@@ -134,9 +135,11 @@ def run_qc(
 ) -> QCReport:
     """Flag new or revised slots of a dataset (see the module docstring); one commit, or none."""
     import dask
+    import dask.array as da
     import zarr
 
     t0 = _time.perf_counter()
+    tune_malloc()
     cfg = qc_config(catalog)
     chash = cfg.config_hash()
     report = QCReport(dataset=catalog.id, snapshot=None, committed=False, qc_config_hash=chash)
@@ -186,34 +189,44 @@ def run_qc(
             ds = open_observations(catalog.id, store=store, snapshot=snapshot,
                                    start=catalog.time.label_datetime(ra), end=catalog.time.label_datetime(rb - 1))
             ds = ds[list(cfg.variables)]
-            ds = ds.chunk({"time": -1, "y": min(ny, 500), "x": min(nx, 500)})
+            # the halo slots are context only: chunk boundaries at a and b let dask compute the flags of
+            # [a, b) alone (halo_map hands each block its neighbours' edge slots), not of every slot read
+            tchunks = tuple(n for n in (a - ra, b - a, rb - b) if n)
+            ds = ds.chunk({"time": tchunks, "y": min(ny, 500), "x": min(nx, 500)})
             flags = run_checks(ds, cfg, variables_meta=catalog.variables).isel(time=slice(a - ra, b - ra))
+            # each block lands in its place of one array per output (no concatenation of the blocks)
+            names = [n for vid in cfg.variables for n in qc_arrays(vid)[:2]]
+            results = {n: np.empty(flags[n].shape, dtype=flags[n].dtype) for n in names}
             with dask.config.set(scheduler=scheduler or "threads"):
-                flags = flags.compute()
+                da.store([flags[n].data for n in names], [results[n] for n in names], lock=False)
             for vid in cfg.variables:
                 vs = state.vars[vid]
                 qn, tn, rn = qc_arrays(vid)
-                new_q = flags[qn].values
-                new_t = flags[tn].values
+                new_q = results[qn]
+                new_t = results[tn]
                 rev = vs.revision[a - lo:b - lo]
                 old_t = group[tn][a:b]
-                had_review = (old_t & _REVIEW_BITS) != 0
-                same_value = (qrevs[vid][a - lo:b - lo] == rev)[:, None, None]
-                keep = had_review & same_value
-                report.reviews_kept += int(keep.sum())
-                report.reviews_dropped += int((had_review & ~same_value).sum())
-                if keep.any():
-                    acc = keep & ((old_t & np.uint32(TestBit.REVIEWED_ACCEPTED)) != 0)
-                    rej = keep & ((old_t & np.uint32(TestBit.REVIEWED_REJECTED)) != 0)
-                    new_q, new_t = apply_review(new_q, new_t, acc, rej)
-                group[qn][a:b] = new_q
-                group[tn][a:b] = new_t
+                np.bitwise_and(old_t, _REVIEW_BITS, out=old_t)  # only the review bits matter here
+                if old_t.any():  # usually nothing in the range was ever reviewed: no full-size masks
+                    had_review = old_t != 0
+                    same_value = (qrevs[vid][a - lo:b - lo] == rev)[:, None, None]
+                    keep = had_review & same_value
+                    report.reviews_kept += int(keep.sum())
+                    report.reviews_dropped += int((had_review & ~same_value).sum())
+                    if keep.any():
+                        acc = keep & ((old_t & np.uint32(TestBit.REVIEWED_ACCEPTED)) != 0)
+                        rej = keep & ((old_t & np.uint32(TestBit.REVIEWED_REJECTED)) != 0)
+                        new_q, new_t = apply_review(new_q, new_t, acc, rej)
+                # write every chunk: zarr's emptiness check (all_equal per chunk, inline on its event-loop
+                # thread) costs more than encoding a chunk of zeros, which Blosc does in its thread pool
+                group[qn].with_config({"write_empty_chunks": True})[a:b] = new_q
+                group[tn].with_config({"write_empty_chunks": True})[a:b] = new_t
                 group[rn][a:b] = rev
                 if queue is not None and (new_q == QCFlag.SUSPECT).any():
                     _enqueue(queue, catalog, vid, ds[vid].isel(time=slice(a - ra, b - ra)), new_q, new_t, report)
-                vals, cnt = np.unique(new_q, return_counts=True)
-                for v, c in zip(vals, cnt):
-                    counts[vid][QCFlag(int(v)).name] += int(c)
+                cnt = _code_counts(new_q)
+                for f in QCFlag:
+                    counts[vid][f.name] += int(cnt[int(f)])
             done += b - a
             report.ranges.append([iso(int(catalog.time.label(a))), iso(int(catalog.time.label(b - 1)))])
             if progress:
@@ -240,6 +253,17 @@ def run_qc(
         report.committed = True
     report.seconds = round(_time.perf_counter() - t0, 3)
     return report
+
+
+def _code_counts(q: np.ndarray) -> np.ndarray:
+    """Cells per flag code (index = code) of a uint8 array: bincount over pieces of ~2 M cells (it
+    casts its input to intp; np.unique would sort the whole array)."""
+    flat = q.reshape(len(q), -1) if q.ndim > 1 else q.reshape(1, -1)
+    step = max(1, (1 << 21) // max(1, flat.shape[1]))
+    cnt = np.zeros(256, dtype=np.int64)
+    for s in range(0, len(flat), step):
+        cnt += np.bincount(flat[s:s + step].reshape(-1), minlength=256)
+    return cnt
 
 
 def _enqueue(queue, catalog: Catalog, vid: str, values, q: np.ndarray, t: np.ndarray, report: QCReport) -> None:

@@ -763,18 +763,34 @@ def _spatial_block(x, *, window, suspect_z, fail_z, min_valid, min_scale, min_su
         cnt = _box_count(valid, r) - valid.view(np.uint8)
     few = cnt < min_valid
     t_min = x.dtype.type(suspect_z * min_scale)
-    lo = _box(x, r, np.fmin)
-    hi = _box(x, r, np.fmax)
     # |x - median| > suspect_z * scale needs x - min > T or max - x > T (the median lies within
-    # [min, max] of the neighbours, and scale >= min_scale): a cheap prefilter, exact test below
-    np.subtract(x, lo, out=lo)
-    np.subtract(hi, x, out=hi)
-    cand = lo > t_min
-    cand |= hi > t_min
-    del lo, hi
-    if few.any():
-        cand &= ~np.broadcast_to(few, x.shape)
-    idx = np.flatnonzero(cand)
+    # [min, max] of the neighbours, and scale >= min_scale): a cheap prefilter, exact test below.
+    # Both are at most the field's own range (max - min over the field, halo rows included), so a
+    # field whose range is <= T has no candidate at all: most fields of a slab are quiet (dry, or
+    # smooth), and the box filters run on the busy ones only.
+    per = ny * nx
+    fields = x.reshape(-1, ny, nx)
+    flat_f = fields.reshape(len(fields), per)
+    rng = np.fmax.reduce(flat_f, axis=1) - np.fmin.reduce(flat_f, axis=1)  # NaN ignored
+    busy = np.flatnonzero(~(rng <= t_min))  # an all-NaN field (range NaN) is filtered as before
+    whole = busy.size == len(fields)
+    idx = np.empty(0, dtype=np.intp)
+    if busy.size:
+        xs = fields if whole else fields[busy]
+        lo = _box(xs, r, np.fmin)
+        hi = _box(xs, r, np.fmax)
+        np.subtract(xs, lo, out=lo)
+        np.subtract(hi, xs, out=hi)
+        cand = lo > t_min
+        cand |= hi > t_min
+        del lo, hi
+        if few.any():  # few: (ny, nx) from the geometry, or shaped like x when values are missing
+            fb = few if few.ndim == 2 else few.reshape(-1, ny, nx)
+            if fb.ndim == 3 and not whole:
+                fb = fb[busy]
+            cand &= ~np.broadcast_to(fb, cand.shape)
+        loc = np.flatnonzero(cand)
+        idx = loc if whole else busy[loc // per] * per + loc % per
     if idx.size:
         flags = _spatial_exact(x, idx, r, suspect_z, fail_z, min_scale, min_support)
         out.reshape(-1)[idx] = flags
