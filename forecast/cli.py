@@ -58,9 +58,7 @@ def _run(as_json: bool, body: Callable[[], tuple[Any, int]]) -> None:
         doc, code = body()
     except CatalogError as e:
         _fail(as_json, 2, e.problems[0] if len(e.problems) == 1 else str(e), problems=e.problems)
-    except StoreBusyError as e:
-        _fail(as_json, 2, str(e))
-    except BadInputError as e:
+    except (StoreBusyError, BadInputError) as e:  # a busy store: the user retries later
         _fail(as_json, 2, str(e))
     except ForecastError as e:
         _fail(as_json, 1, str(e))

@@ -7,16 +7,17 @@ then a revision) -> store summary, history and an as-of read that shows the revi
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from rich.console import Console
 
 from forecast.catalog import get_catalog, load_catalogs
 from forecast.ingest import ingest
+from forecast.qcrun import apply_pending_decisions, run_qc
 from forecast.settings import Settings
 from forecast.store import dataset_summary, iso, open_observations, store_for
 
@@ -25,9 +26,9 @@ DEMO_START = {"radar_precip": datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc),
 DEMO_HOURS = {"radar_precip": 3.0, "surface_obs": 48.0}
 
 
-def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42,
-             progress: Callable[[str], object] | None = None) -> dict:
+def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42) -> dict:
     from forecast.sample import generate_sample
+    from qc.review import ReviewQueue
 
     home = settings.home
     demo_dir = home / "demo"
@@ -47,8 +48,6 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
         say(f"\n[bold]{n}. {dsid}[/]: {cat.title}")
         say(f"   $ forecast sample {dsid} --start {iso(start)} --hours {hours:g} --out {out} --faults all --seed {seed}")
         if (out / "manifest.json").exists():
-            import json
-
             manifest = json.loads((out / "manifest.json").read_text())
             say("   sample files already there (re-using them; `forecast demo --fresh` starts over)")
         else:
@@ -75,11 +74,7 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
                 f"{len(rep.duplicates)} duplicate, {len(rep.rejected)} rejected in {rep.seconds:.1f} s: {state}")
             for r in rep.rejected:
                 say(f"     [yellow]quarantined[/] {Path(r['file']).name}: {r['reason']}", highlight=False)
-        from forecast.qcrun import run_qc
-
         say(f"   $ forecast qc run {dsid}")
-        from qc.review import ReviewQueue
-
         settings.home.mkdir(parents=True, exist_ok=True)
         queue = ReviewQueue(settings.review_database_url)
         qrep = run_qc(cat, store=store, queue=queue)
@@ -142,8 +137,6 @@ def _say_faults(say, store, dsid: str, manifest: dict) -> None:
 def _review(say, queue, cat, store) -> None:
     """The duty operator accepts the most hazardous open item when it is a real extreme (the
     planted record-breaking storm / heat), and the decision lands in the flags."""
-    from forecast.qcrun import apply_pending_decisions
-
     items = queue.list(dataset=cat.id, state="open")
     top = next((i for i in items if "climatology" in i.test_names and i.n_cells > 4), None)
     if top is None:

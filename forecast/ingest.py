@@ -359,11 +359,11 @@ def _rounds(scanned: list[tuple[Path, list[int]]]) -> list[list[tuple[Path, list
     """Split files so that no two files of one round write the same slot (their order decides which
     becomes the newer revision)."""
     rounds: list[list] = []
-    claimed: list[set] = []
+    claimed: list[set] = []  # the slots each round writes
     for item in scanned:
         slots = set(item[1])
         for k, c in enumerate(claimed):
-            if not (c & slots) and all(not (set(o[1]) & slots) for o in rounds[k]):
+            if not (c & slots):
                 rounds[k].append(item)
                 c |= slots
                 break
@@ -526,7 +526,7 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
                     out[s][vid] = (shas, digs, int(vs.revision[s - base]))
             return out
 
-        def tick(d, t):
+        def tick(*_):  # counts files over all rounds (run_tasks counts per round)
             done[0] += 1
             if progress:
                 progress(done[0], n_files)
@@ -542,12 +542,12 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
                      for p, s in rnd]
             if forked:
                 results = run_tasks(process_file, tasks, scheduler=scheduler, workers=workers, pool=pool,
-                                    progress=lambda d, t: tick(d, t))
+                                    progress=tick)
             else:
                 results = []
                 for t in tasks:
                     results.append(process_file(t))
-                    tick(0, 0)
+                    tick()
             if forked:
                 # archive superseded values before the forks overwrite them
                 for r in results:

@@ -21,7 +21,7 @@ from forecast import __version__
 from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.memory import tune_malloc
-from forecast.store import ObservationStore, iso, open_observations, qc_arrays, to_epoch
+from forecast.store import ObservationStore, codec_for, iso, open_observations, qc_arrays, to_epoch
 from qc.config import QCConfig, default_config
 from qc.flags import QCFlag, TestBit, apply_review, cf_attrs
 from qc.pipeline import run_checks
@@ -99,11 +99,7 @@ def _plain(attrs: dict) -> dict:
 
 
 def _ensure_qc_arrays(group, catalog: Catalog, cfg: QCConfig) -> None:
-    from zarr.codecs import BloscCodec
-
-    s = catalog.storage
-    codec = BloscCodec(cname=s.cname, clevel=s.clevel,
-                       shuffle={"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle])
+    codec = codec_for(catalog)
     present = set(group.array_keys())
     for vid in cfg.variables:
         qn, tn, rn = qc_arrays(vid)

@@ -50,6 +50,15 @@ def qc_arrays(vid: str) -> tuple[str, ...]:
     return (f"{vid}_qc", f"{vid}_qc_tests", f"{vid}_qc_revision")
 
 
+def codec_for(catalog: Catalog):
+    """The Blosc codec the catalog's ``storage`` section chose (values, flags and archives alike)."""
+    from zarr.codecs import BloscCodec
+
+    s = catalog.storage
+    shuffle = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle]
+    return BloscCodec(cname=s.cname, clevel=s.clevel, shuffle=shuffle, blocksize=s.blocksize)
+
+
 def _quiet_icechunk() -> None:
     # Local storage warns about concurrent commits on every open; we serialise commits with a lock.
     import icechunk
@@ -238,13 +247,6 @@ class ObservationStore:
                 "a moved grid or time axis needs a new dataset id"
             )
 
-    def _codec(self, catalog: Catalog):
-        from zarr.codecs import BloscCodec
-
-        s = catalog.storage
-        shuffle = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle]
-        return BloscCodec(cname=s.cname, clevel=s.clevel, shuffle=shuffle, blocksize=s.blocksize)
-
     def create_dataset(self, session, catalog: Catalog) -> None:
         """Create the group with its coordinates and empty (zero-length) time axis arrays."""
         import zarr
@@ -253,7 +255,7 @@ class ObservationStore:
         ny, nx = catalog.grid.shape
         cy = catalog.storage.chunk_y or ny
         cx = catalog.storage.chunk_x or nx
-        codec = self._codec(catalog)
+        codec = codec_for(catalog)
         g.attrs.update(
             {
                 "dataset": catalog.id,
@@ -364,8 +366,8 @@ class ObservationStore:
             chunks = (catalog.storage.chunk_y or ny, catalog.storage.chunk_x or nx)
             cap = g["time"].shape[0]
             for vid in added:
-                self._create_variable(g, catalog, vid, catalog.variables[vid], self._codec(catalog), chunks)
-                for name in (vid, f"{vid}_revision", f"{vid}_available_at", f"{vid}_sha256", f"{vid}_digest"):
+                self._create_variable(g, catalog, vid, catalog.variables[vid], codec_for(catalog), chunks)
+                for name in per_slot_arrays(vid):
                     a = g[name]
                     a.resize((cap, *a.shape[1:]))
         return added
@@ -520,18 +522,19 @@ def open_observations(
     as_of_s = None
     if as_of is not None:
         as_of_s = to_epoch(parse_time(as_of) if isinstance(as_of, str) else as_of)
-    state = store.dataset_state(session, cat)
-
     def _slot(t, default):
         if t is None:
             return default
         t = parse_time(t) if isinstance(t, str) else utc(t)
         return cat.time.slot_of(to_epoch(t))
 
-    # default range: first to last slot holding data (as of T)
-    idx = _filled_slots(state, as_of_s)
-    lo = _slot(start, int(idx[0]) if len(idx) else 0)
-    hi_incl = _slot(end, int(idx[-1]) if len(idx) else -1)
+    # default range: first to last slot holding data (as of T); an explicit range needs no scan
+    state = None
+    if start is None or end is None:
+        state = store.dataset_state(session, cat)
+        idx = _filled_slots(state, as_of_s)
+    lo = _slot(start, int(idx[0]) if state is not None and len(idx) else 0)
+    hi_incl = _slot(end, int(idx[-1]) if state is not None and len(idx) else -1)
     if lo is None or hi_incl is None:
         raise BadInputError(f"start/end {start!r}/{end!r} is not on the time axis of {dsid} (step {cat.time.step})")
     hi = hi_incl + 1
@@ -546,7 +549,7 @@ def open_observations(
     }
     if "elevation" in g.array_keys():
         coords["elevation"] = (("y", "x"), g["elevation"][:], dict(g["elevation"].attrs))
-    if start is not None or end is not None:
+    if state is None or start is not None or end is not None:
         state = store.dataset_state(session, cat, lo=lo, hi=hi)
     data_vars = {}
     for vid, vs in state.vars.items():
