@@ -1,0 +1,1 @@
+"""Route handlers by area: data (collections and queries), review, admin (models, users), ops."""

@@ -1,0 +1,147 @@
+"""Response and request schemas (msgspec structs: Litestar documents them in OpenAPI; encoding them
+is fast). Data documents are built as plain dicts on the hot path and described here for the docs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+
+from api.problems import PROBLEM_MEDIA, ProblemDoc
+
+
+class CoverageDoc(msgspec.Struct, kw_only=True):
+    """A CoverageJSON Coverage with namespaced members: ``fcst:provenance`` (the provenance record),
+    ``fcst:annotations`` (per parameter, one plausibility code per value: ok / extreme / implausible /
+    degraded_inputs, with the climatological record for extremes) for forecasts, ``fcst:qc`` (per
+    parameter, the QC flag and the names of the tests raised per value) for observations."""
+
+    type: Literal["Coverage"]
+    domain: dict[str, Any]
+    parameters: dict[str, Any]
+    ranges: dict[str, Any]
+    provenance: dict[str, Any] | None = msgspec.field(default=None, name="fcst:provenance")
+    annotations: dict[str, Any] | None = msgspec.field(default=None, name="fcst:annotations")
+    qc: dict[str, Any] | None = msgspec.field(default=None, name="fcst:qc")
+
+
+class CompactDoc(msgspec.Struct, kw_only=True):
+    """Compact JSON (``f=json``): times, and per parameter its unit, values and annotations or flags."""
+
+    collection: str
+    kind: Literal["forecast", "observations"]
+    valid_time: list[str]
+    parameters: dict[str, Any]
+    provenance: dict[str, Any]
+    point: dict[str, Any] | None = None
+    grid: dict[str, Any] | None = None
+    init_time: str | None = None
+    lead_time: list[int] | None = None
+
+
+class CollectionDoc(msgspec.Struct, kw_only=True):
+    id: str
+    title: str
+    kind: Literal["forecast", "observations"]
+    dataset: str
+    extent: dict[str, Any]
+    parameter_names: dict[str, Any]
+    data_queries: dict[str, Any]
+    output_formats: list[str]
+    links: list[dict[str, Any]]
+    description: str | None = None
+    run: str | None = None
+    latest_init: str | None = None
+    lead_times: list[int] | None = None
+    production_model: dict[str, Any] | None = None
+    snapshot: str | None = None
+
+
+class CollectionsDoc(msgspec.Struct):
+    collections: list[CollectionDoc]
+    links: list[dict[str, Any]]
+
+
+class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An operator's decision. The deciding user is the bearer token's user, never a body field."""
+
+    action: Literal["accept", "reject"]
+    comment: str
+    cells: list[tuple[str, int, int]] | None = None  # (slot time ISO-8601 Z, iy, ix); omit: all open cells
+    expected_version: int | None = None  # the item version the operator looked at (optimistic concurrency)
+
+
+class DecisionOut(msgspec.Struct):
+    item: int
+    decision: int
+    action: str
+    status: str
+    outcome: str | None
+    by: str
+    at: str
+    item_state: str
+    item_version: int
+    n_cells: int
+    writeback: str
+
+
+class ItemsDoc(msgspec.Struct):
+    items: list[dict[str, Any]]
+    count: int
+
+
+class AuditDoc(msgspec.Struct):
+    entries: list[dict[str, Any]]
+    next_since_id: int
+
+
+class ModelsDoc(msgspec.Struct):
+    models: list[dict[str, Any]]
+
+
+class HealthDoc(msgspec.Struct):
+    status: str
+    uptime_s: float
+
+
+class ReadyDoc(msgspec.Struct):
+    ready: bool
+    checks: dict[str, Any]
+
+
+def problem_specs(*codes: int) -> dict[int, ResponseSpec]:
+    text = {400: "Bad input: the detail names the parameter and the part at fault.",
+            401: "Missing or invalid bearer token.", 403: "The token's role is too low for this route.",
+            404: "Nothing there: the detail says what exists.", 409: "Someone decided first, or four-eyes.",
+            413: "Request body too large.", 422: "The request body is invalid.", 503: "Not ready."}
+    return {c: ResponseSpec(data_container=ProblemDoc, description=text.get(c, "Problem details"),
+                            media_type=PROBLEM_MEDIA, generate_examples=False,
+                            examples=[Example(summary=f"HTTP {c}", value={
+                                "type": "https://forecast.example.org/problems/bad-request", "title": "Bad request",
+                                "status": c, "detail": "coords: the point (3.000, 40.000) lies outside the grid, "
+                                "which covers lon 5.867..9.850, lat 50.326..52.748"})]) for c in codes}
+
+
+NOT_MODIFIED = {304: ResponseSpec(data_container=None, description="Not modified (If-None-Match matched the ETag).",
+                                  generate_examples=False)}
+
+POSITION_EXAMPLE = {
+    "type": "Coverage",
+    "domain": {"type": "Domain", "domainType": "PointSeries",
+               "axes": {"x": {"values": [8.1]}, "y": {"values": [51.2]},
+                        "t": {"values": ["2026-07-15T14:05:00Z", "2026-07-15T14:10:00Z"]}},
+               "referencing": [{"coordinates": ["x", "y"], "system": {
+                   "type": "GeographicCRS", "id": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+                   {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}}]},
+    "parameters": {"precipitation_rate": {"type": "Parameter", "observedProperty": {
+        "id": "http://vocab.nerc.ac.uk/standard_name/lwe_precipitation_rate/",
+        "label": {"en": "lwe_precipitation_rate"}}, "unit": {"symbol": "mm h-1"}}},
+    "ranges": {"precipitation_rate": {"type": "NdArray", "dataType": "float", "axisNames": ["t"], "shape": [2],
+                                      "values": [1.2, 262.0]}},
+    "fcst:annotations": {"precipitation_rate": {"axisNames": ["t"], "shape": [2], "values": ["ok", "extreme"],
+                                                "record": [None, 250.0]}},
+    "fcst:provenance": {"init_time": "2026-07-15T14:00:00Z", "method": "model",
+                        "model": {"version": "v1", "stage": "production"}, "fallback": None},
+}
