@@ -502,6 +502,11 @@ def demo(
     _run(as_json, body)
 
 
+# -- sub-command groups defined in their own modules register here (one line each) --
+from forecast.cli_models import models_app  # noqa: E402
+app.add_typer(models_app, name="models")
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("FORECAST_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
