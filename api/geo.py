@@ -228,10 +228,9 @@ class Grid:
         """Index window (iy0, iy1, ix0, ix1, exclusive ends) and inside-mask of the cells whose centres
         lie in a lon/lat polygon."""
         import shapely
-        from shapely.ops import transform
-
         fwd = self.transformers[0]
-        g = transform(lambda x, y, z=None: fwd.transform(x, y), shapely.segmentize(geom_lonlat, 0.01))
+        g = shapely.transform(shapely.segmentize(geom_lonlat, 0.01), lambda x, y: fwd.transform(x, y),
+                              interleaved=False)
         minx, miny, maxx, maxy = g.bounds
         fx = sorted(((minx - self.x0) / self.dx, (maxx - self.x0) / self.dx))
         fy = sorted(((miny - self.y0) / self.dy, (maxy - self.y0) / self.dy))

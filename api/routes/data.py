@@ -15,7 +15,7 @@ import anyio
 import msgspec
 import numpy as np
 from litestar import Request, Response, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from api import edr
 from api.auth import BEARER, read_guard
@@ -45,18 +45,18 @@ _ENC = msgspec.json.Encoder()
 # -- query parameters (documented once) ------------------------------------------------------------
 Coords = Annotated[str | None, Parameter(description="WKT in lon/lat: POINT(lon lat) for position, POLYGON((...)) "
                                                      "for area.", examples=[])]
-ParamNames = Annotated[str | None, Parameter(query="parameter-name", description="Comma-separated parameters "
+ParamNames = Annotated[str | None, QueryParameter(name="parameter-name", description="Comma-separated parameters "
                                              "(default: all of the collection).")]
-Datetime = Annotated[str | None, Parameter(query="datetime", description="Valid time instant or interval "
+Datetime = Annotated[str | None, QueryParameter(name="datetime", description="Valid time instant or interval "
                                            "T1/T2 (ISO-8601, either end may be '..'); default: the latest forecast "
                                            "/ the latest observation slots.")]
-InitTime = Annotated[str | None, Parameter(query="init_time", description="Forecast initialisation time "
+InitTime = Annotated[str | None, QueryParameter(name="init_time", description="Forecast initialisation time "
                                            "(ISO-8601); default: the latest.")]
-AsOf = Annotated[str | None, Parameter(query="as_of", description="Observations: answer from the data as known "
+AsOf = Annotated[str | None, QueryParameter(name="as_of", description="Observations: answer from the data as known "
                                        "at this time (ISO-8601).")]
-Fmt = Annotated[str | None, Parameter(query="f", description="Output format: covjson (default), json, or netcdf "
+Fmt = Annotated[str | None, QueryParameter(name="f", description="Output format: covjson (default), json, or netcdf "
                                       "(area and cube only).")]
-Bbox = Annotated[str | None, Parameter(query="bbox", description="minlon,minlat,maxlon,maxlat")]
+Bbox = Annotated[str | None, QueryParameter(name="bbox", description="minlon,minlat,maxlon,maxlat")]
 
 
 # -- collection ids ---------------------------------------------------------------------------------

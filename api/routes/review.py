@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 from litestar import Request, get, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from api.auth import BEARER, current_user, require, require_operator
 from api.geo import iso, parse_instant
@@ -48,7 +48,7 @@ def item_doc(item) -> dict:
 @get("/review/items", guards=[require("reader")], security=BEARER, tags=["review"], summary="Review items",
      responses=problem_specs(400, 401, 403))
 async def list_items(request: Request, dataset: str | None = None,
-                     item_state: Annotated[str | None, Parameter(query="state", description="open, pending (a reject "
+                     item_state: Annotated[str | None, QueryParameter(name="state", description="open, pending (a reject "
                                                                  "awaits a second operator) or decided")] = None,
                      variable: str | None = None,
                      limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
