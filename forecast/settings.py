@@ -27,6 +27,29 @@ class Settings(BaseSettings):
     )
     workers: int | None = Field(None, ge=1, description="Local worker processes for ingestion (default: CPU count).")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds to wait for another writer of the store.")
+    forecast_store: str | None = Field(
+        None, description="Forecast store location (Icechunk): a local path or s3://... Default: HOME/forecasts.icechunk."
+    )
+    models: Path | None = Field(None, description="Model registry folder (checkpoints). Default: HOME/models.")
+    # -- API settings (api/) --
+    api_read_requires_token: bool = Field(
+        False, description="Forecast, observation and model reads need a token with role reader (or above)."
+    )
+    api_max_cells: int = Field(40_000, gt=0, description="Most grid cells one area / cube query may cover.")
+    api_max_values: int = Field(
+        2_000_000, gt=0, description="Most values (cells x times x parameters) one area / cube response may hold."
+    )
+    api_max_body_bytes: int = Field(65_536, gt=0, description="Largest request body the API accepts, in bytes.")
+    api_cache_max_age: int = Field(300, ge=0, description="Cap of the Cache-Control max-age of data responses (s).")
+    api_head_check_s: float = Field(
+        1.0, ge=0, description="How often (s) the API looks for a new snapshot of the forecast / observation stores."
+    )
+    api_obs_default_slots: int = Field(
+        12, gt=0, description="Observation queries without `datetime` return this many latest slots."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (JSON list; empty: CORS off)."
+    )
 
     @property
     def observation_store(self) -> str:
@@ -35,6 +58,14 @@ class Settings(BaseSettings):
     @property
     def review_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'review.db').absolute()}"
+
+    @property
+    def forecast_store_location(self) -> str:
+        return self.forecast_store or str(self.home / "forecasts.icechunk")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models or (self.home / "models")
 
     @property
     def quarantine_dir(self) -> Path:

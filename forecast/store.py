@@ -125,8 +125,11 @@ class DatasetState:
     vars: dict[str, VarState] = field(default_factory=dict)
 
 
-class ObservationStore:
-    """The observation repository at one location (local path, or s3://bucket/prefix)."""
+class IcechunkRepo:
+    """An Icechunk repository at one location (local path, s3://bucket/prefix or memory://): sessions,
+    head, and the writer lock. The observation and forecast stores build on it."""
+
+    label = "store"
 
     def __init__(self, location: str | Path, *, lock_timeout: float = 600.0):
         self.location = str(location)
@@ -187,7 +190,7 @@ class ObservationStore:
             lk.acquire(timeout=self.lock_timeout)
         except Timeout:
             raise StoreBusyError(
-                f"another writer has held the observation store {self.location} for more than "
+                f"another writer has held the {self.label} {self.location} for more than "
                 f"{self.lock_timeout:.0f} s; try again later or raise FORECAST_LOCK_TIMEOUT"
             ) from None
         try:
@@ -205,6 +208,13 @@ class ObservationStore:
 
     def head(self) -> str:
         return self.repo.lookup_branch(BRANCH)
+
+
+
+class ObservationStore(IcechunkRepo):
+    """The observation repository at one location (local path, or s3://bucket/prefix)."""
+
+    label = "observation store"
 
     # -- dataset layout -------------------------------------------------------------------------
     @staticmethod
