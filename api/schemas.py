@@ -3,7 +3,7 @@ is fast). Data documents are built as plain dicts on the hot path and described 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
@@ -68,9 +68,9 @@ class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
     """An operator's decision. The deciding user is the bearer token's user, never a body field."""
 
     action: Literal["accept", "reject"]
-    comment: str
-    cells: list[tuple[str, int, int]] | None = None  # (slot time ISO-8601 Z, iy, ix); omit: all open cells
-    expected_version: int | None = None  # the item version the operator looked at (optimistic concurrency)
+    comment: Annotated[str, msgspec.Meta(max_length=4000)]
+    cells: list[tuple[str, Annotated[int, msgspec.Meta(ge=0, le=2**31)], Annotated[int, msgspec.Meta(ge=0, le=2**31)]]] | None = None  # (slot time ISO-8601 Z, iy, ix); omit: all open cells
+    expected_version: Annotated[int, msgspec.Meta(ge=0, le=2**53)] | None = None  # the item version the operator looked at (optimistic concurrency)
 
 
 class DecisionOut(msgspec.Struct):

@@ -21,6 +21,8 @@ from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc, problem_spe
 CONTEXT_CELLS = 48  # at most this many rows / columns of context around an item
 CONTEXT_SLOTS = 36  # and this many slots
 CELLS_SHOWN = 2000
+MAX_ID = 2**53  # ids beyond any database's reach are refused up front
+ItemId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="Review item id")]
 
 
 def _jsonable(v: Any) -> Any:
@@ -52,7 +54,7 @@ async def list_items(request: Request, dataset: str | None = None,
                                                                  "awaits a second operator) or decided")] = None,
                      variable: str | None = None,
                      limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-                     offset: Annotated[int, Parameter(ge=0)] = 0) -> ItemsDoc:
+                     offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0) -> ItemsDoc:
     """Items most hazardous first. ``pending`` marks a reject awaiting its second operator (four eyes)."""
     if item_state is not None and item_state not in ("open", "pending", "decided"):
         raise Problem(400, f"state: must be open, pending or decided, got {item_state!r}")
@@ -114,7 +116,7 @@ def _context(request: Request, item) -> dict | None:
 
 @get("/review/items/{item_id:int}", guards=[require("reader")], security=BEARER, tags=["review"],
      summary="One review item with context", responses=problem_specs(401, 403, 404))
-async def get_item(request: Request, item_id: int) -> dict[str, Any]:
+async def get_item(request: Request, item_id: ItemId) -> dict[str, Any]:
     """The event summary, its decisions and audit trail, its cells (the first 2000, as (time, iy, ix)) and
     context: values and QC flags of its cells and their neighbours over the surrounding slots."""
     q = request.app.state.services.queue
@@ -130,7 +132,7 @@ async def get_item(request: Request, item_id: int) -> dict[str, Any]:
 @post("/review/items/{item_id:int}/decision", guards=[require_operator], security=BEARER, tags=["review"],
       summary="Decide a review item (operator)", status_code=201,
       responses=problem_specs(401, 403, 404, 409, 413, 422))
-async def decide(request: Request, item_id: int, data: DecisionIn) -> DecisionOut:
+async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> DecisionOut:
     """``accept`` (a real extreme) or ``reject`` (a fault), with a comment, on the whole item or on some of
     its cells. Recorded under the token's user. A reject of a value beyond the climatological record puts
     the item in ``pending`` until a second, different operator confirms (four eyes). If someone decided
@@ -160,7 +162,8 @@ async def decide(request: Request, item_id: int, data: DecisionIn) -> DecisionOu
 
 @get("/review/audit", guards=[require_operator], security=BEARER, tags=["review"], summary="The audit log (operator)",
      responses=problem_specs(401, 403))
-async def audit(request: Request, item_id: int | None = None, since_id: Annotated[int, Parameter(ge=0)] = 0,
+async def audit(request: Request, item_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
+                since_id: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
                 limit: Annotated[int, Parameter(ge=1, le=5000)] = 500) -> AuditDoc:
     """Append-only audit rows, oldest first; page with ``since_id``."""
     q = request.app.state.services.queue
