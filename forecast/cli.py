@@ -505,6 +505,8 @@ def demo(
 # -- sub-command groups defined in their own modules register here (one line each) --
 from forecast.cli_models import models_app  # noqa: E402
 app.add_typer(models_app, name="models")
+from forecast.cli_users import users_app  # noqa: E402
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:
