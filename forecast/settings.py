@@ -31,6 +31,15 @@ class Settings(BaseSettings):
         None, description="Forecast store location (Icechunk): a local path or s3://... Default: HOME/forecasts.icechunk."
     )
     models: Path | None = Field(None, description="Model registry folder (checkpoints). Default: HOME/models.")
+    # -- promotion gate (forecast/gate.py) --
+    gate_min_inits: int = Field(24, ge=1, description="Fewest hindcast init times a promotion report must cover.")
+    gate_key_leads_minutes: list[int] = Field(
+        default_factory=lambda: [30, 60],
+        description="Leads (minutes) at which a candidate must beat production, persistence and S-PROG (JSON list).",
+    )
+    gate_max_fallback_share: float = Field(
+        0.1, ge=0, le=1, description="Largest share of hindcast inits at which the candidate may have fallen back."
+    )
     # -- API settings (api/) --
     api_read_requires_token: bool = Field(
         False, description="Forecast, observation and model reads need a token with role reader (or above)."
