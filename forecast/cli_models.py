@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich import box
 from rich.table import Table
 
-from forecast.cli import JsonOpt, _run, _settings, out
+from forecast.cli import JsonOpt, _fail, _run, _settings, out
+from forecast.errors import BadInputError
 from forecast.registry import STAGES, ModelRecord, ModelRegistry
 from forecast.settings import Settings
 
@@ -39,7 +41,7 @@ def _print_record(rec: ModelRecord) -> None:
         out.print(f"  {name:<16} {value}", highlight=False, soft_wrap=True)
     t = Table(title=f"stage history of {rec.version}", box=box.SIMPLE_HEAD)
     for c in ("at", "by", "change", "reason"):
-        t.add_column(c, no_wrap=c in ("at", "change"), overflow="fold")
+        t.add_column(c, no_wrap=c == "at", overflow="fold")
     for h in rec.history:
         change = f"{h.from_stage} -> {h.to_stage}" if h.from_stage else h.to_stage
         t.add_row(_when(h.at), h.by, change + (" (gate overridden)" if h.override else ""), h.reason)
@@ -94,22 +96,52 @@ def models_promote(
     version: str = typer.Argument(..., help="Model version, e.g. v3."),
     by: str = typer.Option(..., "--by", help="Who approves the promotion."),
     reason: str = typer.Option(..., "--reason", help="Why (required)."),
-    override: bool = typer.Option(False, "--override", help="Record that this promotion overrides the promotion "
-                                                            "gate (recorded only: the gate is not enforced yet)."),
+    override: bool = typer.Option(False, "--override", help="Promote even though the promotion gate refuses (or "
+                                                            "no hindcast report exists); recorded as an override."),
+    report: Optional[Path] = typer.Option(None, "--report", help="The hindcast report.json (or its folder) behind "
+                                          "the promotion (default: the newest report of VERSION under "
+                                          "HOME/hindcasts)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Make a model the production model of its dataset and variable; the previous one is retired."""
+    """Make a model the production model of its dataset and variable; the previous one is retired.
+
+    The promotion gate: a hindcast report of VERSION (`forecast hindcast`) must cover enough init times and
+    show VERSION better than the production model, persistence and S-PROG at the key leads (RMSE, bootstrap
+    interval excluding zero). The report behind the decision is recorded in the registry."""
 
     def body():
-        with _registry(_settings()) as reg:
-            rec = reg.set_stage(version, "production", by=by, reason=reason, override=override)
+        from forecast.gate import check_promotion, find_report, load_report, report_record
+
+        st = _settings()
+        with _registry(st) as reg:
+            current = reg.get(version)  # an unknown version: exit 2 naming the known ones
+            if not reason.strip():  # an override above all needs a reason; say so before judging the report
+                raise BadInputError(f"moving model {version} to production needs a reason saying why (got an empty one)")
+            record = None
+            if current.stage != "production":  # promoting the production model: set_stage says why not
+                path = report if report is not None else find_report(st, version)
+                if path is None and not override:
+                    raise BadInputError(
+                        f"{version} has no hindcast report under {st.home / 'hindcasts'}; run `forecast hindcast "
+                        f"{current.dataset} --model {version} --start ... --end ...` first (or pass --report PATH, "
+                        "or --override with a reason)")
+                if path is not None:
+                    doc, sha = load_report(path)
+                    decision = check_promotion(st, reg, version, doc)
+                    if not decision.passed and not override:
+                        _fail(as_json, 2, f"promotion of {version} refused: {decision.message()}",
+                              gate=decision.to_json(), report=str(path))
+                    record = report_record(path if Path(path).suffix == ".json" else Path(path) / "report.json",
+                                           sha, doc, decision)
+            rec = reg.set_stage(version, "production", by=by, reason=reason, override=override, report=record)
             if not as_json:
                 # the models this promotion retired carry a change with the very same timestamp
                 at = rec.history[-1].at
                 retired = [r.version for r in reg.list(dataset=rec.dataset, variable=rec.variable, stage="retired")
                            if r.history[-1].at == at]
                 out.print(f"{rec.version} is now the production model of {rec.dataset}.{rec.variable}"
-                          + (f"; {', '.join(retired)} retired" if retired else ""), highlight=False)
+                          + (f"; {', '.join(retired)} retired" if retired else "")
+                          + (" (gate overridden)" if override else ""), highlight=False)
         return rec.to_json(), 0
 
     _run(as_json, body)

@@ -418,11 +418,14 @@ def test_cli_list_show_promote_retire(cli_db, tmp_path):
     shown = cli("show", "v1")
     assert set(shown) == CONTRACT_KEYS and shown["stage"] == "candidate"
 
-    promoted = cli("promote", "v1", "--by", "ana", "--reason", "hindcast beats persistence")
+    # the promotion gate: no hindcast report of v1 -> refused (tests/test_gate.py covers reports)
+    refused = cli("promote", "v1", "--by", "ana", "--reason", "hindcast beats persistence", code=2)
+    assert "v1 has no hindcast report" in refused["error"]
+    promoted = cli("promote", "v1", "--by", "ana", "--reason", "hindcast beats persistence", "--override")
     assert promoted["stage"] == "production"
     assert promoted["history"][-1] == {**promoted["history"][-1], "by": "ana", "from_stage": "candidate",
                                        "to_stage": "production", "reason": "hindcast beats persistence",
-                                       "override": False}
+                                       "override": True, "report": None}
     promoted = cli("promote", "v2", "--by", "ben", "--reason", "better", "--override")
     assert promoted["history"][-1]["override"] is True
     assert [m["version"] for m in cli("list", "--stage", "retired")["models"]] == ["v1"]
@@ -449,8 +452,12 @@ def test_cli_human_output(cli_db, tmp_path):
     register(cli_db, tmp_path)
     runner = CliRunner()
     res = runner.invoke(app, ["models", "promote", "v1", "--by", "ana", "--reason", "good"], terminal_width=200)
+    assert res.exit_code == 2 and "v1 has no hindcast report" in res.output
+    res = runner.invoke(app, ["models", "promote", "v1", "--by", "ana", "--reason", "good", "--override"],
+                        terminal_width=200)
     assert res.exit_code == 0 and "v1 is now the production model of radar_precip.precipitation_rate" in res.output
-    res = runner.invoke(app, ["models", "promote", "v2", "--by", "ana", "--reason", "better"], terminal_width=200)
+    res = runner.invoke(app, ["models", "promote", "v2", "--by", "ana", "--reason", "better", "--override"],
+                        terminal_width=200)
     assert res.exit_code == 0 and "; v1 retired" in res.output
     res = runner.invoke(app, ["models", "list"], terminal_width=200)
     assert res.exit_code == 0 and "registered models" in res.output and "production" in res.output
