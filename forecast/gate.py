@@ -120,6 +120,10 @@ def check_promotion(settings, registry, version: str, report: dict) -> GateDecis
 
     leads_s = summary.get("lead_time_s") or []
     boot = _get(summary, "bootstrap", "model") or {}
+    for ref in [r for r in refs if _get(boot, r, "rmse") is None]:
+        reasons.append(f"the report has no comparison of {version} with {_NAMES.get(ref, ref)}"
+                       + (f" {prod_version}" if ref == "production" else "") + "; rerun the hindcast with it")
+        refs.remove(ref)
     comparisons = []
     for minutes in key_leads:
         if minutes * 60 not in leads_s:
@@ -130,9 +134,6 @@ def check_promotion(settings, registry, version: str, report: dict) -> GateDecis
         for ref in refs:
             name = f"{_NAMES.get(ref, ref)}" + (f" {prod_version}" if ref == "production" else "")
             b = _get(boot, ref, "rmse")
-            if b is None:
-                reasons.append(f"the report has no bootstrap comparison of {version} with {name}")
-                continue
             diff, lo, hi = _get(b, "diff", i), _get(b, "lower", i), _get(b, "upper", i)
             better = bool(_get(b, "better", i))
             comparisons.append({"reference": ref, "lead_minutes": minutes, "rmse_model": _get(b, "method", i),
