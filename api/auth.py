@@ -62,7 +62,9 @@ def current_user(connection: ASGIConnection) -> User | None:
 def require(role: str):
     """A guard: the request needs a token whose role includes ``role``."""
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        # async: a sync guard would cost a thread hop per request (Litestar runs it in a worker thread);
+        # the token lookup is an indexed query cached for TOKEN_CACHE_S
         user = current_user(connection)
         if user is None:
             raise NotAuthorizedException(detail=f"this route needs a bearer token with role {role}")
@@ -74,10 +76,13 @@ def require(role: str):
     return guard
 
 
-def read_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+_require_reader = require("reader")
+
+
+async def read_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Data reads: open unless the settings require a ``reader`` token."""
     if connection.app.state.settings.api_read_requires_token:
-        require("reader")(connection, handler)
+        await _require_reader(connection, handler)
 
 
 require_operator = require("operator")

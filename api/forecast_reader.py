@@ -83,6 +83,20 @@ class RunView:
     group: Any
     _prov: dict[int, dict] = field(default_factory=dict)
     _times: dict[int, list[str]] = field(default_factory=dict)
+    _produced: dict[int, int] = field(default_factory=dict)
+    _memo: dict[tuple, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._produced = dict(zip(self.written.tolist(), self.produced.tolist()))
+
+    def memo(self, key: tuple, make):
+        """Per-view memo of small derived values (months of valid times, records, ...)."""
+        v = self._memo.get(key)
+        if v is None:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            v = self._memo[key] = make()
+        return v
 
     @property
     def collection_id(self) -> str:
@@ -96,8 +110,7 @@ class RunView:
         return int(self.written[-1]) if len(self.written) else None
 
     def produced_at(self, idx: int) -> int:
-        j = np.searchsorted(self.written, idx)
-        return int(self.produced[j]) if j < len(self.written) and self.written[j] == idx else 0
+        return self._produced.get(idx, 0)
 
     def provenance(self, idx: int) -> dict | None:
         p = self._prov.get(idx)

@@ -361,8 +361,8 @@ def _forecast_point_body(request, view: RunView, idx, mask, iy, ix, lon, lat, na
     all_times = view.valid_times(idx)
     full = bool(mask.all())
     times = all_times if full else [t for t, m in zip(all_times, mask) if m]
-    tsec = view.init_s(idx) + view.leads[mask]
-    months = _months(tsec)
+    mkey = mask.tobytes()
+    months = view.memo(("months", idx, mkey), lambda: _months(view.init_s(idx) + view.leads[mask]))
     px, py = view.grid.x0 + ix * view.grid.dx, view.grid.y0 + iy * view.grid.dy
     glon, glat = view.grid.to_lonlat(px, py)
     glon, glat = round(float(glon), 6), round(float(glat), 6)
@@ -371,7 +371,7 @@ def _forecast_point_body(request, view: RunView, idx, mask, iy, ix, lon, lat, na
     for n in names:
         v = arrays[n] if full else arrays[n][mask]
         c = arrays[f"{n}_annotation"] if full else arrays[f"{n}_annotation"][mask]
-        lo, hi = _records(cat, n, months)
+        lo, hi = view.memo(("records", n, idx, mkey), lambda: _records(cat, n, months))
         codes, recs = annotate(c, v, lo, hi)
         values[n] = edr.float32s(v)
         annots[n] = (codes, recs)
@@ -505,12 +505,10 @@ def _forecast_area(request, reader: ForecastReader, view: RunView, geom, param, 
                                     "provenance": json.dumps(prov), "snapshot": view.snapshot})
         return _respond(request, body, NETCDF_MEDIA, etag, cache,
                         {"Content-Disposition": f'attachment; filename="{view.collection_id}-{iso(view.init_s(idx))}.nc"'})
-    per_t = (iy1 - iy0) * (ix1 - ix0)
     values, annots = {}, {}
     for n in names:
         lo, hi = _records(cat, n, months)
-        lo_cells = [x for x in lo for _ in range(per_t)] if False else lo
-        codes, recs = annotate(ann[n], data[n], lo_cells, hi)
+        codes, recs = annotate(ann[n], data[n], lo, hi)
         outside = np.broadcast_to(~inside, data[n].shape).ravel()
         codes = [None if o else c for c, o in zip(codes, outside)]
         values[n], annots[n] = edr.floats(data[n]), (codes, recs)
