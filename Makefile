@@ -26,10 +26,12 @@ test-fast: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/qc.py
+	$(BIN)/python bench/hindcast.py
 
 bench-quick: install
 	$(BIN)/python bench/ingest.py --quick
 	$(BIN)/python bench/qc.py --quick
+	$(BIN)/python bench/hindcast.py --quick
 
 schema: install
 	$(BIN)/forecast catalog schema --out catalogs/schema.json

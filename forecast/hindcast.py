@@ -566,6 +566,7 @@ def run_hindcast(
     runner = _Runner(scheduler if scheduler is not None else settings.dask_scheduler)
     batch = int(batch_size) if batch_size else max(8, 4 * runner.workers)
     task_seconds = 0.0
+    t_loop = time.perf_counter()
     try:
         if progress:
             progress(resumed, len(inits))
@@ -589,6 +590,7 @@ def run_hindcast(
             _write_json(state_path, state)
             if progress:
                 progress(resumed + min(b0 + batch, len(todo)), len(inits))
+        loop_seconds = time.perf_counter() - t_loop
         n_verified = len(verifier.inits("model"))
         if n_verified == 0:
             reasons = sorted(set(state["skipped"].values()))
@@ -661,7 +663,8 @@ def run_hindcast(
                   "resumed": resumed, "run_now": len(todo)},
         "seconds": round(seconds, 3),
         "task_seconds": round(task_seconds, 3),
-        "inits_per_second": round(len(todo) / seconds, 3) if seconds > 0 and todo else None,
+        "loop_seconds": round(loop_seconds, 3),
+        "inits_per_second": round(len(todo) / loop_seconds, 3) if loop_seconds > 0 and todo else None,
     }
 
 
