@@ -352,3 +352,16 @@ def test_gate_accepts_a_better_model_and_refuses_a_worse_one(st, world, tmp_path
     over = _cli("models", "promote", worse, "--by", "ben", "--reason", "emergency test", "--override")
     last = over["history"][-1]
     assert last["override"] is True and last["report"]["gate"]["passed"] is False
+
+
+def test_distributed_scheduler_gives_the_same_numbers(st, world, tmp_path, no_figures):
+    """`--scheduler ADDRESS`: the tasks run on a dask.distributed cluster, with the same numbers."""
+    from distributed import LocalCluster
+
+    from forecast.hindcast import run_hindcast
+
+    kw = dict(model="v1", start=_at("10:00"), end=_at("10:20"), every="10min", baselines=("persistence",), n_boot=50)
+    local = run_hindcast(st, "radar_precip", out=tmp_path / "local", scheduler="sync", **kw)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        remote = run_hindcast(st, "radar_precip", out=tmp_path / "remote", scheduler=cluster.scheduler_address, **kw)
+    assert remote["summary"] == local["summary"]
