@@ -565,6 +565,7 @@ def predict_cmd(
 def demo(
     fresh: bool = typer.Option(False, "--fresh", help="Start over: remove the demo's samples and the store."),
     seed: int = typer.Option(42, "--seed", help="Seed of the sample observations."),
+    quick: bool = typer.Option(False, "--quick", help="One short training epoch (a smoke test of the chain)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run everything built so far end to end on embedded sample data, saying what it does."""
@@ -573,7 +574,7 @@ def demo(
     def body():
         st = _settings()
         console = err if as_json else out
-        return run_demo(st, console, fresh=fresh, seed=seed), 0
+        return run_demo(st, console, fresh=fresh, seed=seed, quick=quick), 0
 
     _run(as_json, body)
 

@@ -2,7 +2,9 @@
 
 It grows with each capability. Today: catalogs -> realistic sample observations with planted faults
 -> ingest in the order an operational feed delivers them (main batch, then late and duplicate files,
-then a revision) -> store summary, history and an as-of read that shows the revision policy.
+then a revision) -> QC and a review decision -> store summary, history and an as-of read that shows the
+revision policy -> train the nowcast model (registered as a candidate) -> promote it -> forecasts with
+provenance and plausibility marks, and the fallback when the model misses its deadline.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from forecast.store import dataset_summary, iso, open_observations, store_for
 
 DEMO_START = {"radar_precip": datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc),
               "surface_obs": datetime(2026, 7, 14, 0, 0, tzinfo=timezone.utc)}
-DEMO_HOURS = {"radar_precip": 3.0, "surface_obs": 48.0}
+DEMO_HOURS = {"radar_precip": 24.0, "surface_obs": 48.0}
+#: the demo's model config: the defaults, or (--quick) one short epoch for smoke tests
+QUICK_MODEL = {"training": {"max_epochs": 1, "samples_per_epoch": 32, "max_val_windows": 4}}
 
 
-def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42) -> dict:
+def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42, quick: bool = False) -> dict:
     from forecast.sample import generate_sample
     from qc.review import ReviewQueue
 
@@ -107,9 +111,7 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
     log = store.log()
     say(f"\n[bold]history[/]: {len(log)} commits in {store.location}; newest: {log[0]['message']}")
     say("   $ forecast store log radar_precip")
-    say("\n[bold]not built yet[/]: the trained nowcast model and forecast production (its baselines exist in "
-        "forecast/model/baselines.py), the hindcast and the HTTP API arrive with their own issues; "
-        "this demo grows with each.")
+    summary["model"] = _model_steps(say, settings, quick=quick)
     return summary
 
 
@@ -149,3 +151,79 @@ def _review(say, queue, cat, store) -> None:
     sid = apply_pending_decisions(queue, cat, store=store, by="duty-forecaster")
     say(f"     accepted: its {top.n_cells} cells are now GOOD with the REVIEWED_ACCEPTED bit (commit {sid}); "
         "the values are unchanged")
+
+
+def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
+    """Train (or reuse a model trained on this very snapshot), promote, forecast, show the fallback."""
+    import yaml
+
+    from forecast.model.config import parse_model_config
+    from forecast.predict import predict
+    from forecast.registry import ModelRegistry
+
+    dsid, var = "radar_precip", "precipitation_rate"
+    store = store_for(settings)
+    snapshot = store.head()
+    registry = ModelRegistry(settings.review_database_url, settings.models_dir)
+    cfg = parse_model_config(QUICK_MODEL if quick else {})
+    cfg_path = settings.home / "demo" / ("model-quick.yaml" if quick else "model.yaml")
+    cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    say(f"\n[bold]model[/]: the nowcast U-Net ({cfg.inputs} inputs -> {cfg.leads} leads of 5 min)")
+    say(f"   $ forecast train {dsid} --variable {var} --config {cfg_path}")
+    same = [r for r in registry.list(dataset=dsid, variable=var)
+            if r.snapshot == snapshot and r.hyperparameters == cfg.to_dict()]
+    if same:
+        rec = same[-1]
+        say(f"     model {rec.version} was already trained on this snapshot with this config: reusing it")
+        doc = rec.to_json()
+    else:
+        from forecast.model.train import train_model
+
+        doc = train_model(settings, dsid, var, config_path=cfg_path, by="demo")
+        tr = doc["training"]
+        say(f"     registered [bold]{doc['version']}[/] as candidate: {tr['epochs']} epochs in {tr['seconds']:.0f} s "
+            f"({tr['samples_per_second']} samples/s), {tr['train_windows']} training / {tr['val_windows']} "
+            f"validation windows split by time with a {tr['gap_slots']}-slot gap")
+        rec = registry.get(doc["version"])
+    leads = doc["metrics"]["leads"]
+    picks = [r for r in leads if r["lead_minutes"] in (15, 30, 60)]
+    say("     validation RMSE (mm/h) model vs persistence: " + "; ".join(
+        f"+{r['lead_minutes']} min {r['rmse']:.3f} vs {r['rmse_persistence']:.3f}" for r in picks)
+        + f"; beats persistence at every lead: {doc['metrics']['beats_persistence_at_every_lead']}", highlight=False)
+    say(f"     recorded: snapshot {doc['snapshot']}, catalog {doc['catalog_hash'][:12]}, QC config "
+        f"{doc['qc_config_hash'][:12]}, git {doc['git_commit'] or 'n/a'}, torch {doc['versions'].get('torch')}, "
+        f"checkpoint sha256 {doc['checkpoint_sha256'][:12]}", highlight=False)
+    if rec.stage != "production":
+        say(f"   $ forecast models promote {rec.version} --by duty-forecaster --reason 'demo: first model'")
+        registry.set_stage(rec.version, "production", by="duty-forecaster", reason="demo: first model", override=True)
+    cat = get_catalog(settings.catalogs, dsid)
+    start, hours = DEMO_START[dsid], DEMO_HOURS[dsid]
+    end = start + timedelta(hours=hours)
+    out: dict = {"version": rec.version, "forecasts": []}
+    inits = [end - timedelta(minutes=5 * (1 + 12 * i)) for i in (2, 1, 0)]
+    for init in inits:
+        say(f"   $ forecast predict {dsid} --init {iso(init)} --as-of {iso(end)}")
+        rep = predict(settings, dsid, init, as_of=end, registry=registry)
+        _say_forecast(say, rep, cat)
+        out["forecasts"].append({k: rep[k] for k in ("init_time", "method", "fallback", "snapshot", "written")})
+    init = inits[-1] - timedelta(minutes=5)
+    say(f"   $ forecast predict {dsid} --init {iso(init)} --as-of {iso(end)} --deadline 0   (the model cannot make it)")
+    rep = predict(settings, dsid, init, as_of=end, registry=registry, deadline=0.0)
+    _say_forecast(say, rep, cat)
+    out["fallback_demo"] = {k: rep[k] for k in ("init_time", "method", "fallback")}
+    registry.close()
+    return out
+
+
+def _say_forecast(say, rep: dict, cat) -> None:
+    prov = rep["provenance"]
+    q = prov["qc"]["input_quality"]
+    state = "new commit" if rep["written"] else "already stored, unchanged"
+    fb = rep["fallback"]
+    say(f"     by {rep['method']}" + (f" [yellow](fallback: {fb['reason']})[/]" if fb else
+                                     f" (model {prov['model']['version']}, {prov['model']['stage']})")
+        + f"; forecast store {rep['snapshot']} ({state})", highlight=False)
+    revs = [s["revision"] for s in prov["observations"]["input_slots"]]
+    say(f"     inputs: {len(revs)} slots, revisions {revs}, GOOD {q['GOOD']:.1%} SUSPECT {q['SUSPECT']:.2%} "
+        f"FAIL {q['FAIL']:.2%} MISSING {q['MISSING']:.1%}; values: "
+        + ", ".join(f"{k} {v}" for k, v in rep["annotations"].items() if v), highlight=False)

@@ -143,6 +143,7 @@ class Forecaster:
         self.record = None
         self.model_error: str | None = None
         self._nowcaster = None
+        self._lock = threading.Lock()
         self._climatology = climatology
         if method is not None:
             if method not in BASELINES:
@@ -173,13 +174,14 @@ class Forecaster:
 
     # -- the model, loaded once, under the deadline ---------------------------------------------
     def _load(self):
-        if self._nowcaster is None:
-            from forecast.model.learned import LearnedNowcaster
+        with self._lock:  # one load, also when a threaded hindcast asks from several threads at once
+            if self._nowcaster is None:
+                from forecast.model.learned import LearnedNowcaster
 
-            path = self.registry.checkpoint_path(self.record.version)  # sha256 checked: mismatch raises
-            self._nowcaster = LearnedNowcaster.from_checkpoint(path, version=self.record.version,
-                                                               sha256=self.record.checkpoint_sha256)
-        return self._nowcaster
+                path = self.registry.checkpoint_path(self.record.version)  # sha256 checked: mismatch raises
+                self._nowcaster = LearnedNowcaster.from_checkpoint(path, version=self.record.version,
+                                                                   sha256=self.record.checkpoint_sha256)
+            return self._nowcaster
 
     def _run_model(self, inputs: xr.DataArray, mask: xr.DataArray, budget: float) -> tuple[xr.DataArray | None, str | None]:
         box: dict[str, Any] = {}

@@ -38,9 +38,13 @@ def test_import_stays_light():
 def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FORECAST_CATALOGS", str(ROOT / "catalogs"))
-    res = CliRunner().invoke(app, ["demo", "--json"])
+    res = CliRunner().invoke(app, ["demo", "--quick", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
+    model = doc["model"]
+    assert model["version"] == "v1" and len(model["forecasts"]) == 3
+    assert all(f["method"] == "model" and f["fallback"] is None for f in model["forecasts"])
+    assert "deadline" in model["fallback_demo"]["fallback"]["reason"]
     radar = doc["datasets"]["radar_precip"]
     main, late, revised = radar["ingests"]
     assert len(main["written"]) > 20 and main["rejected"]  # the corrupt file is quarantined
@@ -48,7 +52,9 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     assert revised["revisions"]
     assert radar["store"]["variables"]["precipitation_rate"]["archived_revisions"] == 1
     # a second run ingests nothing new
-    res = CliRunner().invoke(app, ["demo", "--json"])
+    res = CliRunner().invoke(app, ["demo", "--quick", "--json"])
     assert res.exit_code == 0
-    again = json.loads(res.stdout)["datasets"]["radar_precip"]["ingests"]
-    assert all(not r["committed"] for r in again)
+    again = json.loads(res.stdout)
+    assert all(not r["committed"] for r in again["datasets"]["radar_precip"]["ingests"])
+    assert again["model"]["version"] == "v1"  # the model trained on this snapshot is reused
+    assert not any(f["written"] for f in again["model"]["forecasts"])  # forecasts are idempotent

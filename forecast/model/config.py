@@ -8,7 +8,7 @@ Example ``model.yaml``::
     inputs: 6
     leads: 12
     network: {base_channels: 24, depth: 3}
-    training: {max_epochs: 12, patch: 96, batch_size: 8, lr: 0.002, seed: 42}
+    training: {max_epochs: 8, patch: 64, batch_size: 8, lr: 0.002, seed: 42}
     production: {deadline_seconds: 20, max_degraded_share: 0.5}
 """
 
@@ -39,18 +39,23 @@ class NetworkConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    max_epochs: int = Field(12, ge=1, le=10_000)
+    max_epochs: int = Field(8, ge=1, le=10_000)
     samples_per_epoch: int = Field(384, ge=1, description="Random training crops drawn per epoch.")
-    patch: int = Field(96, ge=16, description="Side of the square training crop (cells); a multiple of 2**depth.")
+    patch: int = Field(64, ge=16, description="Side of the square training crop (cells); a multiple of 2**depth.")
     batch_size: int = Field(8, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     seed: int = 42
     val_fraction: float = Field(0.25, gt=0, lt=1, description="Share of the slots (the latest) held out.")
-    max_val_windows: int = Field(48, ge=1, description="Validation windows used per epoch (evenly spaced).")
+    max_val_windows: int = Field(24, ge=1, description="Validation windows used per epoch (evenly spaced).")
     augment: bool = Field(True, description="Random flips and 90 degree rotations of training crops.")
     precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    intensity_weights: tuple[tuple[float, float], ...] = Field(
+        ((2.0, 2.0), (5.0, 5.0), (10.0, 10.0), (30.0, 30.0)),
+        description="(threshold, weight) pairs: a target at or above the threshold weighs this much in the loss "
+        "(balanced MSE, Shi et al. 2017): keeps the model from washing out rain it is unsure where to put. "
+        "Only for non-negative variables; empty: plain MSE.")
     physical_loss_weight: float = Field(
         0.1, ge=0, description="Weight of the loss in physical units (normalised) beside the transformed-space loss.")
 

@@ -157,7 +157,8 @@ class NowcastModule(L.LightningModule):
 
     Loss: mean squared error in normalised (log1p for precipitation) units over usable target cells,
     plus ``physical_loss_weight`` x the squared error in physical units (scaled by the training std),
-    which keeps intense rates from being under-forecast. Hyperparameters (config, normalisation) are
+    each weighted by the target's intensity class (``training.intensity_weights``, balanced MSE),
+    which keeps rain the model is unsure where to put from being washed out. Hyperparameters (config, normalisation) are
     saved in the checkpoint.
     """
 
@@ -184,6 +185,11 @@ class NowcastModule(L.LightningModule):
         z = self(batch["x"], batch["base"])
         m = batch["mask"]
         denom = m.sum().clamp_min(1.0)
+        if self.norm.transform == "log1p" and self.cfg.training.intensity_weights:
+            w = torch.ones_like(m)
+            for thr, weight in self.cfg.training.intensity_weights:
+                w = torch.where(batch["target_phys"] >= thr, torch.full_like(w, weight), w)
+            m = m * w
         loss = (((z.float() - batch["target"]) ** 2) * m).sum() / denom
         w = self.cfg.training.physical_loss_weight
         if w:
