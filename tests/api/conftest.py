@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from apihelpers import build_world, settings_for
+from apihelpers import _rc, build_world, settings_for
+
+# pytest imports every conftest.py as the module ``conftest``: the tests beside the root conftest do
+# ``from conftest import ROOT, small_doc, ...``, so this one re-exports the root's helpers.
+ROOT, T0, catalog_doc, small_doc, write_catalog = _rc.ROOT, _rc.T0, _rc.catalog_doc, _rc.small_doc, _rc.write_catalog
 
 
 @pytest.fixture(scope="session")
