@@ -16,6 +16,8 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/forecast demo
+	@echo "serving the HTTP API on the demo's stores at http://127.0.0.1:8000 (Ctrl-C stops it; OpenAPI at /schema)"
+	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000 --workers 1 --log-level warning
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -27,11 +29,15 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/qc.py
 	$(BIN)/python bench/hindcast.py
+	$(BIN)/python bench/model.py
+	$(BIN)/python bench/api.py
 
 bench-quick: install
 	$(BIN)/python bench/ingest.py --quick
 	$(BIN)/python bench/qc.py --quick
 	$(BIN)/python bench/hindcast.py --quick
+	$(BIN)/python bench/model.py --quick
+	$(BIN)/python bench/api.py --quick
 
 schema: install
 	$(BIN)/forecast catalog schema --out catalogs/schema.json

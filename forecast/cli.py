@@ -96,6 +96,21 @@ def _time(value: str | None, what: str) -> datetime | None:
         raise BadInputError(f"{what}: {e}") from None
 
 
+def _duration(value: str | None, what: str):
+    """A duration such as 2min, 90s, 1h (pandas spelling) as a timedelta, or a one-sentence error."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        td = pd.Timedelta(value)
+    except (ValueError, TypeError):
+        raise BadInputError(f"{what}: {value!r} is not a duration (e.g. 2min, 90s, 1h)") from None
+    if pd.isna(td):
+        raise BadInputError(f"{what}: {value!r} is not a duration (e.g. 2min, 90s, 1h)")
+    return td.to_pytimedelta()
+
+
 def _progress(description: str, enabled: bool):
     """A rich progress bar on stderr (never on stdout, which --json keeps clean)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -220,6 +235,9 @@ def ingest_cmd(
     paths: List[Path] = typer.Argument(..., help="NetCDF files, or folders of *.nc files."),
     available_at: Optional[str] = typer.Option(
         None, "--available-at", help="When these data became available (for backfills); default: now."),
+    latency: Optional[str] = typer.Option(
+        None, "--latency", help="Backfill of a live feed: each slot became available this long after its time "
+        "(e.g. 2min); instead of --available-at."),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", help="dask.distributed scheduler address (default: FORECAST_DASK_SCHEDULER or local)."),
     as_json: bool = JsonOpt,
@@ -233,8 +251,12 @@ def ingest_cmd(
         st = _settings()
         cat = get_catalog(st.catalogs, dataset)
         avail = _time(available_at, "--available-at")
+        lag = _duration(latency, "--latency")
+        if avail is not None and lag is not None:
+            raise BadInputError("give either --available-at or --latency, not both")
         with _progress(f"ingest {dataset}", not as_json) as tick:
-            rep = ingest(cat, paths, store=store_for(st), available_at=avail, quarantine_dir=st.quarantine_dir,
+            rep = ingest(cat, paths, store=store_for(st), available_at=avail, latency=lag,
+                         quarantine_dir=st.quarantine_dir,
                          scheduler=scheduler or st.dask_scheduler, workers=st.workers, progress=tick)
         doc = rep.to_json()
         if not as_json:

@@ -28,6 +28,8 @@ DEMO_START = {"radar_precip": datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc),
 DEMO_HOURS = {"radar_precip": 24.0, "surface_obs": 48.0}
 #: the demo's model config: the defaults, or (--quick) one short epoch for smoke tests
 QUICK_MODEL = {"training": {"max_epochs": 1, "samples_per_epoch": 32, "max_val_windows": 4}}
+#: the model learns from the first hours; the rest is held back for the hindcast behind the gate
+TRAIN_HOURS = 18
 
 
 def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42, quick: bool = False) -> dict:
@@ -60,8 +62,9 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
         say(f"   {len(b['main'])} files on time, {len(b['late'])} late, {len(b['duplicates'])} duplicate, "
             f"{len(b['revised'])} revised; planted: {', '.join(sorted({f['kind'] for f in manifest['faults']}))}")
         end = start + timedelta(hours=hours)
+        # the main batch is a backfill of the live feed: each file available at its own time
         batches = [
-            ("main", [out / p for p in b["main"]], end),
+            ("main", [out / p for p in b["main"]], None),
             ("late + duplicates", [out / p for p in b["late"] + b["duplicates"]], end + timedelta(minutes=40)),
             ("revised", [out / p for p in b["revised"]], end + timedelta(hours=2)),
         ]
@@ -69,8 +72,10 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
         for label, files, at in batches:
             if not files:
                 continue
-            say(f"   $ forecast ingest {dsid} <{len(files)} {label} files> --available-at {iso(at)}")
-            rep = ingest(cat, files, store=store, available_at=at, quarantine_dir=settings.quarantine_dir,
+            when = "--latency 0s" if at is None else f"--available-at {iso(at)}"
+            say(f"   $ forecast ingest {dsid} <{len(files)} {label} files> {when}")
+            rep = ingest(cat, files, store=store, available_at=at, latency=timedelta(0) if at is None else None,
+                         quarantine_dir=settings.quarantine_dir,
                          scheduler=settings.dask_scheduler, workers=settings.workers)
             reports.append(rep.to_json())
             state = f"commit {rep.snapshot}" if rep.committed else "nothing new, no commit"
@@ -112,6 +117,16 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
     say(f"\n[bold]history[/]: {len(log)} commits in {store.location}; newest: {log[0]['message']}")
     say("   $ forecast store log radar_precip")
     summary["model"] = _model_steps(say, settings, quick=quick)
+    lat, lon = get_catalog(settings.catalogs, "radar_precip").grid.latlon()
+    cy, cx = lat.shape[0] // 2, lat.shape[1] // 2
+    point = f"POINT({lon[cy, cx]:.3f} {lat[cy, cx]:.3f})"
+    say("\n[bold]HTTP API[/] (`make demo` serves it next at http://127.0.0.1:8000; or "
+        "`.venv/bin/uvicorn api.app:app --port 8000`):")
+    for url in ("/collections", f"/collections/radar_precip.forecast/position?coords={point}",
+                f"/collections/radar_precip.observations/position?coords={point}", "/models", "/review/items",
+                "/schema", "/ready", "/metrics"):
+        say(f"   http://127.0.0.1:8000{url}", highlight=False)
+    summary["api_point"] = point
     return summary
 
 
@@ -154,9 +169,12 @@ def _review(say, queue, cat, store) -> None:
 
 
 def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
-    """Train (or reuse a model trained on this very snapshot), promote, forecast, show the fallback."""
+    """Train on the first 18 hours (or reuse a model trained on this very snapshot), hindcast the rest
+    against the baselines, pass (or fail) the promotion gate, then forecast, with one deadline fallback."""
     import yaml
 
+    from forecast.gate import check_promotion, report_record
+    from forecast.hindcast import run_hindcast
     from forecast.model.config import parse_model_config
     from forecast.predict import predict
     from forecast.registry import ModelRegistry
@@ -168,8 +186,13 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     cfg = parse_model_config(QUICK_MODEL if quick else {})
     cfg_path = settings.home / "demo" / ("model-quick.yaml" if quick else "model.yaml")
     cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    say(f"\n[bold]model[/]: the nowcast U-Net ({cfg.inputs} inputs -> {cfg.leads} leads of 5 min)")
-    say(f"   $ forecast train {dsid} --variable {var} --config {cfg_path}")
+    start, hours = DEMO_START[dsid], DEMO_HOURS[dsid]
+    end = start + timedelta(hours=hours)
+    step = timedelta(minutes=5)
+    train_end = start + timedelta(hours=TRAIN_HOURS) - step
+    say(f"\n[bold]model[/]: the nowcast U-Net ({cfg.inputs} inputs -> {cfg.leads} leads of 5 min), trained on the "
+        f"first {TRAIN_HOURS} hours; the last {hours - TRAIN_HOURS:g} hours are kept for the hindcast")
+    say(f"   $ forecast train {dsid} --variable {var} --config {cfg_path} --end {iso(train_end)}")
     same = [r for r in registry.list(dataset=dsid, variable=var)
             if r.snapshot == snapshot and r.hyperparameters == cfg.to_dict()]
     if same:
@@ -179,7 +202,7 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     else:
         from forecast.model.train import train_model
 
-        doc = train_model(settings, dsid, var, config_path=cfg_path, by="demo")
+        doc = train_model(settings, dsid, var, config_path=cfg_path, end=train_end, by="demo")
         tr = doc["training"]
         say(f"     registered [bold]{doc['version']}[/] as candidate: {tr['epochs']} epochs in {tr['seconds']:.0f} s "
             f"({tr['samples_per_second']} samples/s), {tr['train_windows']} training / {tr['val_windows']} "
@@ -193,22 +216,55 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     say(f"     recorded: snapshot {doc['snapshot']}, catalog {doc['catalog_hash'][:12]}, QC config "
         f"{doc['qc_config_hash'][:12]}, git {doc['git_commit'] or 'n/a'}, torch {doc['versions'].get('torch')}, "
         f"checkpoint sha256 {doc['checkpoint_sha256'][:12]}", highlight=False)
+
+    # hindcast over the held-back hours: inputs as known at each init, verified on the latest revision
+    hc_start = start + timedelta(hours=TRAIN_HOURS) + (cfg.inputs - 1) * step
+    hc_end = end - step - cfg.leads * step
+    every = "30min" if quick else "10min"
+    say(f"   $ forecast hindcast {dsid} --model {rec.version} --start {iso(hc_start)} --end {iso(hc_end)} --every {every}")
+    hc = run_hindcast(settings, dsid, model=rec.version, start=hc_start, end=hc_end, every=every,
+                      n_boot=200 if quick else 1000)
+    m = hc["summary"]["methods"]
+    idx = [cfg.leads // 2 - 1, cfg.leads - 1]
+    say(f"     {hc['inits']['verified']} inits in {hc['seconds']:.0f} s; RMSE at +{(idx[0] + 1) * 5} / +{(idx[1] + 1) * 5} min: "
+        + "; ".join(f"{name} {m[name]['continuous']['rmse'][idx[0]]:.3f} / {m[name]['continuous']['rmse'][idx[1]]:.3f}"
+                    for name in m), highlight=False)
+    say(f"     {hc['verdict']}", highlight=False)
+    say(f"     report: {hc['report']['html']}", highlight=False)
+    out: dict = {"version": rec.version, "hindcast": {"out": hc["out"], "verdict": hc["verdict"],
+                                                     "inits": hc["inits"]}, "forecasts": []}
+    rec = registry.get(rec.version)
     if rec.stage != "production":
-        say(f"   $ forecast models promote {rec.version} --by duty-forecaster --reason 'demo: first model'")
-        registry.set_stage(rec.version, "production", by="duty-forecaster", reason="demo: first model", override=True)
+        report_path = Path(hc["report"]["json"])
+        report_doc = json.loads(report_path.read_text())
+        import hashlib
+
+        sha = hashlib.sha256(report_path.read_bytes()).hexdigest()
+        decision = check_promotion(settings, registry, rec.version, report_doc)
+        say(f"   $ forecast models promote {rec.version} --by duty-forecaster --reason 'beats persistence and S-PROG'")
+        if decision.passed:
+            registry.set_stage(rec.version, "production", by="duty-forecaster",
+                               reason="hindcast beats persistence and S-PROG", report=report_record(
+                                   report_path, sha, report_doc, decision))
+            say(f"     the gate passed: {rec.version} is the production model (report recorded)")
+        else:
+            say(f"     [yellow]the gate refused[/]: {decision.message()}", highlight=False)
+            why = "demo: a quick model, promoted to show forecasting" if quick else "demo: promoted despite the gate"
+            say(f"   $ forecast models promote {rec.version} --by duty-forecaster --override --reason '{why}'")
+            registry.set_stage(rec.version, "production", by="duty-forecaster", reason=why, override=True,
+                               report=report_record(report_path, sha, report_doc, decision))
+            say("     promoted as an override, recorded with the refused report")
+        out["gate"] = decision.to_json()
     cat = get_catalog(settings.catalogs, dsid)
-    start, hours = DEMO_START[dsid], DEMO_HOURS[dsid]
-    end = start + timedelta(hours=hours)
-    out: dict = {"version": rec.version, "forecasts": []}
-    inits = [end - timedelta(minutes=5 * (1 + 12 * i)) for i in (2, 1, 0)]
+    inits = [end - step * (1 + 12 * i) for i in (2, 1, 0)]
     for init in inits:
-        say(f"   $ forecast predict {dsid} --init {iso(init)} --as-of {iso(end)}")
-        rep = predict(settings, dsid, init, as_of=end, registry=registry)
+        say(f"   $ forecast predict {dsid} --init {iso(init)}")
+        rep = predict(settings, dsid, init, registry=registry)
         _say_forecast(say, rep, cat)
         out["forecasts"].append({k: rep[k] for k in ("init_time", "method", "fallback", "snapshot", "written")})
-    init = inits[-1] - timedelta(minutes=5)
-    say(f"   $ forecast predict {dsid} --init {iso(init)} --as-of {iso(end)} --deadline 0   (the model cannot make it)")
-    rep = predict(settings, dsid, init, as_of=end, registry=registry, deadline=0.0)
+    init = inits[-1] - step
+    say(f"   $ forecast predict {dsid} --init {iso(init)} --deadline 0   (the model cannot make it)")
+    rep = predict(settings, dsid, init, registry=registry, deadline=0.0)
     _say_forecast(say, rep, cat)
     out["fallback_demo"] = {k: rep[k] for k in ("init_time", "method", "fallback")}
     registry.close()
@@ -224,6 +280,7 @@ def _say_forecast(say, rep: dict, cat) -> None:
                                      f" (model {prov['model']['version']}, {prov['model']['stage']})")
         + f"; forecast store {rep['snapshot']} ({state})", highlight=False)
     revs = [s["revision"] for s in prov["observations"]["input_slots"]]
-    say(f"     inputs: {len(revs)} slots, revisions {revs}, GOOD {q['GOOD']:.1%} SUSPECT {q['SUSPECT']:.2%} "
-        f"FAIL {q['FAIL']:.2%} MISSING {q['MISSING']:.1%}; values: "
+    say(f"     inputs: {len(revs)} slots, revisions {revs} (-1: not yet arrived), GOOD {q['GOOD']:.1%} "
+        f"NOT_EVALUATED {q['NOT_EVALUATED']:.1%} SUSPECT {q['SUSPECT']:.2%} FAIL {q['FAIL']:.2%} "
+        f"MISSING {q['MISSING']:.1%}; values: "
         + ", ".join(f"{k} {v}" for k, v in rep["annotations"].items() if v), highlight=False)

@@ -34,7 +34,7 @@ import numpy as np
 from forecast import __version__
 from forecast.catalog import Catalog, parse_time, utc
 from forecast.errors import BadInputError
-from forecast.store import BRANCH, IcechunkRepo, codec_for, iso, to_epoch
+from forecast.store import BRANCH, IcechunkRepo, _SlotView, codec_for, iso, to_epoch
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,11 @@ class ForecastStore(IcechunkRepo):
         for vid in g.attrs["variables"]:
             for name in (vid, f"{vid}_annotation"):
                 a = g[name]
-                arr = da.from_array(a, chunks=a.chunks, name=f"fcst-{dataset}-{run}-{name}-{session.snapshot_id}")
-                data[name] = (("init_time", "lead_time", "y", "x"), arr[idx] if len(idx) else arr[:0], dict(a.attrs))
+                # through an index map: no dask graph over the whole pre-sized, mostly empty init axis
+                view = _SlotView(a, a, idx, a.shape[0], fill=a.fill_value)
+                arr = da.from_array(view, chunks=(1, *a.chunks[1:]), asarray=True, fancy=False,
+                                    name=f"fcst-{dataset}-{run}-{name}-{session.snapshot_id}")
+                data[name] = (("init_time", "lead_time", "y", "x"), arr, dict(a.attrs))
         ds = xr.Dataset(data, coords=coords)
         ds.attrs.update({k: v for k, v in g.attrs.items() if k not in ("variables",)})
         ds.attrs["snapshot"] = session.snapshot_id

@@ -16,7 +16,7 @@ import re
 import shutil
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -394,13 +394,20 @@ def ingest(
     *,
     store: ObservationStore,
     available_at: datetime | None = None,
+    latency: timedelta | None = None,
     quarantine_dir: Path | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     max_conflict_retries: int = 3,
 ) -> IngestReport:
-    """Ingest a batch of files into ``catalog``'s dataset; see the module docstring."""
+    """Ingest a batch of files into ``catalog``'s dataset; see the module docstring.
+
+    ``available_at`` declares when the batch became available (default: now). ``latency`` instead declares
+    it per slot, as the slot's time plus ``latency``: a backfill of a live feed whose files each arrived
+    that long after their nominal time (so that as-of reads at any time inside the period see what a
+    live run would have seen).
+    """
     import time as _time
 
     import multiprocessing
@@ -413,6 +420,10 @@ def ingest(
     now = datetime.now(timezone.utc)
     avail = available_at or now
     avail_s = to_epoch(avail)
+    if latency is not None:
+        if latency.total_seconds() < 0:
+            raise BadInputError(f"latency must not be negative, got {latency}")
+        avail_s = ("latency", int(latency.total_seconds()))
     files, rejected = expand_paths(paths)
     if not files and not rejected:
         raise BadInputError("no input files given (pass NetCDF files or folders holding *.nc files)")
@@ -444,7 +455,8 @@ def ingest(
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
     report.rejected = rejected + report.rejected
-    report.available_at = iso(avail_s)
+    report.available_at = (iso(avail_s) if latency is None
+                           else f"slot time + {int(latency.total_seconds())} s")
     if quarantine_dir is not None and report.rejected:
         report.quarantine = _quarantine(report.rejected, quarantine_dir, catalog.id, now.strftime("%Y%m%dT%H%M%SZ"))
     report.seconds = round(_time.perf_counter() - t0, 3)
@@ -575,7 +587,8 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
                         written[slot][vid] = st
                         vs, i = state.vars[vid], slot - base
                         vs.revision[i] = vs.revision[i] + 1 if vs.revision[i] >= 0 else 0
-                        vs.available_at[i] = avail_s
+                        vs.available_at[i] = (avail_s if not isinstance(avail_s, tuple)
+                                              else int(catalog.time.label(slot)) + avail_s[1])
                         vs.sha256[i] = np.frombuffer(bytes.fromhex(r.sha256), "uint8")
                         vs.digest[i] = np.frombuffer(bytes.fromhex(r.digests[slot][vid]), "uint8")
                     if all(st == "duplicate" for st in per.values()):
@@ -611,7 +624,7 @@ def _ingest_locked(catalog, scanned, store: ObservationStore, avail_s, scheduler
             "revisions": report.revisions,
             "duplicates": report.duplicates,
             "rejected": report.rejected,
-            "available_at": iso(avail_s),
+            "available_at": iso(avail_s) if not isinstance(avail_s, tuple) else f"slot time + {avail_s[1]} s",
             "catalog_hash": catalog.hash,
             "software": f"forecast {__version__}",
             "codec": f"blosc {catalog.storage.cname} level {catalog.storage.clevel} {catalog.storage.shuffle}-shuffle"

@@ -277,3 +277,28 @@ def test_real_ostia_file_from_iris_sample_data(tmp_path):
     assert ds["surface_temperature"].attrs["standard_name"] == "sea_surface_temperature"
     again = ingest(cat, [src], store=store, scheduler="sync")
     assert not again.committed and len(again.duplicates) == 54
+
+
+def test_latency_declares_each_slot_available_at_its_time_plus_the_lag(radar, store, tmp_path):
+    files = _files(tmp_path / "in", radar, range(4))
+    rep = ingest(radar, files, store=store, latency=timedelta(minutes=2), scheduler="sync")
+    assert rep.available_at == "slot time + 120 s"
+    ds = open_observations(radar.id, store=store)
+    got = ds[f"{P}_available_at"].values.astype("datetime64[s]")
+    want = np.array([np.datetime64(_slot(i).replace(tzinfo=None), "s") + np.timedelta64(120, "s") for i in range(4)])
+    np.testing.assert_array_equal(got, want)
+    # as known one minute after slot 2's time: slots 0 and 1 had arrived, 2 and 3 not yet
+    seen = open_observations(radar.id, store=store, as_of=_slot(2) + timedelta(minutes=1),
+                             start=_slot(0), end=_slot(3))
+    assert seen[f"{P}_revision"].values.tolist() == [0, 0, -1, -1]
+    with pytest.raises(BadInputError, match="latency must not be negative"):
+        ingest(radar, files, store=store, latency=timedelta(minutes=-1), scheduler="sync")
+
+
+def test_cli_refuses_available_at_with_latency(radar, env, tmp_path):
+    files = _files(tmp_path / "in", radar, range(1))
+    res = CliRunner().invoke(app, ["ingest", radar.id, str(files[0]), "--latency", "2min",
+                                   "--available-at", "2026-07-15T12:00Z", "--json"])
+    assert res.exit_code == 2 and "not both" in json.loads(res.stdout)["error"]
+    res = CliRunner().invoke(app, ["ingest", radar.id, str(files[0]), "--latency", "soon", "--json"])
+    assert res.exit_code == 2 and "not a duration" in json.loads(res.stdout)["error"]

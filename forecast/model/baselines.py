@@ -22,6 +22,8 @@ import contextlib
 import datetime as _dt
 import io
 import logging
+import sys
+import threading
 import time as _time
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
@@ -372,22 +374,59 @@ class Climatology:
 # pysteps-based methods
 
 
+class _ThreadQuietStdout(io.TextIOBase):
+    """Stands in for ``sys.stdout``: writes from a thread inside `_quiet_pysteps` go to that thread's
+    buffer, every other write to the real stream. Installed once; unlike ``redirect_stdout`` it is safe
+    when several threads (a threaded hindcast) run pysteps at once and never leaves stdout swapped."""
+
+    def __init__(self, real):
+        self.real = real
+        self.local = threading.local()
+
+    def _target(self):
+        buf = getattr(self.local, "buf", None)
+        return buf if buf is not None else self.real
+
+    def write(self, text):
+        return self._target().write(text)
+
+    def flush(self):
+        self._target().flush()
+
+    def __getattr__(self, name):  # encoding, isatty, fileno ... of the real stream
+        return getattr(self.real, name)
+
+
+_stdout_lock = threading.Lock()
+
+
+def _thread_quiet_stdout() -> _ThreadQuietStdout:
+    with _stdout_lock:
+        if not isinstance(sys.stdout, _ThreadQuietStdout):
+            sys.stdout = _ThreadQuietStdout(sys.stdout)
+        return sys.stdout
+
+
 @contextlib.contextmanager
 def _quiet_pysteps() -> Iterator[None]:
     """Run pysteps without its prints and with dask's synchronous scheduler.
 
     pysteps prints its configuration path on import and a banner per S-PROG run; the text goes to the
-    debug log instead. (redirect_stdout is process-wide: other threads' prints meanwhile land there too.)
-    S-PROG hands two small extrapolations to ``dask.compute``; synchronous keeps them off any
-    distributed client that happens to be the default.
+    debug log instead, for this thread only (other threads keep printing normally). S-PROG hands two
+    small extrapolations to ``dask.compute``; synchronous keeps them off any distributed client that
+    happens to be the default.
     """
     import dask
 
+    proxy = _thread_quiet_stdout()
     buf = io.StringIO()
+    outer = getattr(proxy.local, "buf", None)
+    proxy.local.buf = buf
     try:
-        with contextlib.redirect_stdout(buf), dask.config.set(scheduler="synchronous"):
+        with dask.config.set(scheduler="synchronous"):
             yield
     finally:
+        proxy.local.buf = outer
         text = buf.getvalue().strip()
         if text:
             logger.debug("pysteps said: %s", text)

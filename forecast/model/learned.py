@@ -38,6 +38,9 @@ class LearnedNowcaster:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, version: str | None = None, sha256: str | None = None,
                         device: str = "cpu") -> LearnedNowcaster:
+        from forecast.model.train import quiet_lightning
+
+        quiet_lightning()
         module = NowcastModule.load_from_checkpoint(str(path), map_location=device, weights_only=False)
         return cls(module, version=version, sha256=sha256)
 

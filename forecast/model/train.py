@@ -71,8 +71,19 @@ def git_commit() -> str | None:
         return None
 
 
+def quiet_lightning() -> None:
+    """Lightning's banners (GPU available, tips) go to the log at INFO; operators see warnings only."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*treespec.*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
 def make_trainer(cfg: ModelConfig, *, progress: bool = False, callbacks=(), fast_dev_run: bool | int = False,
                  max_epochs: int | None = None) -> L.Trainer:
+    quiet_lightning()
     tr = cfg.training
     on_gpu = tr.accelerator in ("gpu", "cuda") or (tr.accelerator == "auto" and torch.cuda.is_available())
     return L.Trainer(
