@@ -11,7 +11,8 @@ Steps:
 2. training with the default config (or the quick one) through ``forecast.model.train.train_model``:
    training samples/s on this CPU (the model registered as a candidate; a model already trained on the
    same snapshot and config is reused and its recorded figures are shown);
-3. the held-out period (the validation slots the model never saw, after the gap): for inits every
+3. the held-out period (the demo's last 6 hours, after the training period; else the validation slots
+   after the gap): for inits every
    ``--every`` minutes, forecasts through ``forecast.predict.Forecaster.produce`` (the code path of
    ``forecast predict``) by the model, persistence, Lucas-Kanade extrapolation and S-PROG, each from the
    same as-of inputs, verified with ``forecast.verify.Verifier`` against the QC-usable observations;
@@ -67,6 +68,15 @@ def build_demo_data(settings) -> None:
         demo._model_steps = real
 
 
+def _train_end(settings):
+    """The demo's training period: the first 18 hours (the rest is held out)."""
+    from datetime import timedelta
+
+    from forecast.demo import DEMO_START, TRAIN_HOURS
+
+    return DEMO_START[DATASET] + timedelta(hours=TRAIN_HOURS) - timedelta(minutes=5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -111,7 +121,7 @@ def run(home: Path, *, quick: bool, every: int) -> None:
         training = same[-1].extra.get("training", {})
         print(f"reusing model {doc['version']} trained on this snapshot with this config")
     else:
-        doc = train_model(st, DATASET, VAR, config_path=cfg_path, by="bench")
+        doc = train_model(st, DATASET, VAR, config_path=cfg_path, by="bench", end=_train_end(st))
         training = doc["training"]
     version = doc["version"]
     t = Table(["training", "value"], title=f"\nmodel {version}: training on CPU ({os.cpu_count()} cores)")
@@ -122,9 +132,15 @@ def run(home: Path, *, quick: bool, every: int) -> None:
     cat = get_catalog(st.catalogs, DATASET)
     ds = open_observations(DATASET, store=store, snapshot=snapshot)
     times = ds["time"].values
-    val_first = np.datetime64(training["val_first_slot"].rstrip("Z"))
     step = np.timedelta64(300, "s")
-    first_init = val_first + (cfg.inputs - 1) * step
+    trained_until = np.datetime64(training["period"][1].rstrip("Z"))
+    if trained_until + (cfg.inputs + cfg.leads) * step <= times[-1]:
+        held_out = trained_until + step  # data after the training period (the demo keeps 6 hours back)
+        what = "after the training period"
+    else:
+        held_out = np.datetime64(training["val_first_slot"].rstrip("Z"))
+        what = "the validation slots, after the gap"
+    first_init = held_out + (cfg.inputs - 1) * step
     last_init = times[-1] - cfg.leads * step
     inits = np.arange(first_init, last_init + step, np.timedelta64(every, "m"))
     if quick:
@@ -136,8 +152,8 @@ def run(home: Path, *, quick: bool, every: int) -> None:
     ver = Verifier(leads, [1.0, 10.0], [1])
     secs: dict[str, list[float]] = {m: [] for m in methods}
     obs_all = ds[[VAR, f"{VAR}_qc", f"{VAR}_qc_tests"]]
-    print(f"\nheld-out period: {len(inits)} inits every {every} min from {inits[0]}Z to {inits[-1]}Z "
-          "(validation slots only, after the gap)")
+    span = f"{np.datetime_as_string(inits[0], unit='m')}Z to {np.datetime_as_string(inits[-1], unit='m')}Z"
+    print(f"\nheld-out period: {len(inits)} inits every {every} min from {span} ({what})")
     for i, init in enumerate(inits):
         init_dt = init.astype("datetime64[s]").astype(object).replace(tzinfo=__import__("datetime").timezone.utc)
         inputs = read_inputs(store, cat, VAR, init_dt, max(f.k for f in methods.values()), as_of=init_dt + timedelta(days=1),

@@ -350,17 +350,24 @@ def qc_run(
     since: Optional[str] = typer.Option(None, "--since", help="Also re-check every slot from this time on."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Flag new and revised slots (with the history temporal checks need); one commit of flags."""
+    """Flag new and revised slots (with the history temporal checks need); one commit of flags; then write
+    review decisions taken since (e.g. through the API) into the flags."""
     from forecast.catalog import get_catalog
-    from forecast.qcrun import run_qc
+    from forecast.qcrun import apply_pending_decisions, run_qc
     from forecast.store import store_for
 
     def body():
         st = _settings()
         cat = get_catalog(st.catalogs, dataset)
+        store = store_for(st)
         with _progress(f"qc {dataset}", not as_json) as tick, _queue(st) as queue:
-            rep = run_qc(cat, store=store_for(st), since=_time(since, "--since"), progress=tick, queue=queue)
+            rep = run_qc(cat, store=store, since=_time(since, "--since"), progress=tick, queue=queue)
+            decisions = apply_pending_decisions(queue, cat, store=store, by="qc-run")
         doc = rep.to_json()
+        doc["decisions_snapshot"] = decisions
+        if decisions and not as_json:
+            out.print(f"[bold]{dataset}[/]: review decisions written into the flags, commit {decisions}",
+                      highlight=False)
         if not as_json:
             if not rep.committed:
                 out.print(f"[bold]{dataset}[/]: nothing new to check (config {rep.qc_config_hash[:12]})")

@@ -123,9 +123,11 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
     say("\n[bold]HTTP API[/] (`make demo` serves it next at http://127.0.0.1:8000; or "
         "`.venv/bin/uvicorn api.app:app --port 8000`):")
     for url in ("/collections", f"/collections/radar_precip.forecast/position?coords={point}",
-                f"/collections/radar_precip.observations/position?coords={point}", "/models", "/review/items",
+                f"/collections/radar_precip.observations/position?coords={point}", "/models",
                 "/schema", "/ready", "/metrics"):
         say(f"   http://127.0.0.1:8000{url}", highlight=False)
+    say("   review queue (a token: `forecast users add NAME --role operator`): "
+        "curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:8000/review/items", highlight=False)
     summary["api_point"] = point
     return summary
 

@@ -237,3 +237,29 @@ def test_record_storm_is_one_queue_item_and_decisions_reach_the_flags(tmp_path, 
     assert detail["state"] == "decided"
     res = runner.invoke(app, ["qc", "decide", "99999", "accept", "--by", "ana", "--comment", "x"])
     assert res.exit_code == 2 and "review item 99999 does not exist" in res.stderr
+
+
+def test_qc_run_writes_decisions_taken_elsewhere_into_the_flags(tmp_path, monkeypatch):
+    """A decision taken through the API (queue only, no write-back) reaches the flags on the next qc run."""
+    from qc.review import ReviewQueue
+
+    cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")
+    manifest = generate_sample(cat, start=START, hours=1, out=tmp_path / "s", faults=["record_extreme"], seed=11)
+    monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FORECAST_CATALOGS", str(ROOT / "catalogs"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", cat.id, str(tmp_path / "s"), "--json"]).exit_code == 0
+    first = json.loads(runner.invoke(app, ["qc", "run", cat.id, "--json"]).stdout)
+    assert first["decisions_snapshot"] is None
+    queue = ReviewQueue(f"sqlite:///{tmp_path / 'home' / 'review.db'}")
+    storm = next(i for i in queue.list(dataset=cat.id) if "climatology" in i.test_names)
+    queue.decide(storm.id, "accept", by="api-user", comment="radar loop confirms")
+    queue.close()
+    res = runner.invoke(app, ["qc", "run", cat.id, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["decisions_snapshot"]
+    ext = next(f for f in manifest["faults"] if f["kind"] == "record_extreme")
+    when = ext["times"][0]
+    store = ObservationStore(tmp_path / "home" / "observations.icechunk")
+    q = _at(open_observations(cat.id, store=store)[f"{P}_qc"], when).values
+    assert all(q[y, x] == QCFlag.GOOD for y, x in ext["cells_by_time"][when])
