@@ -11,19 +11,16 @@ produced_at, tile), so a re-written init is never served stale.
 from __future__ import annotations
 
 import json
-import logging
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from api._common import HeadReader
 from api.geo import Grid, iso
 from api.problems import Problem
-
-log = logging.getLogger("api")
 
 PRODUCTION = "production"
 ANNOTATIONS = ("ok", "extreme", "implausible", "degraded_inputs")
@@ -180,54 +177,28 @@ class RunView:
         return idx, mask
 
 
-class ForecastReader:
+class ForecastReader(HeadReader):
+    _what = "forecast store"
+
     def __init__(self, settings, services=None):
-        self.settings = settings
-        self.services = services
-        self._store = None
-        self._head: str | None = None
-        self._head_at = -1e9
+        super().__init__(settings, services)
         self._views: dict[tuple[str, str], RunView] = {}
         self._runs: list[tuple[str, str]] | None = None
-        self._lock = threading.RLock()
         self.chunks = ChunkCache()
 
     # -- store and snapshot -----------------------------------------------------------------------
-    @property
-    def store(self):
-        if self._store is None:
-            from forecast.forecast_store import ForecastStore
+    def _open_store(self):
+        from forecast.forecast_store import ForecastStore
 
-            self._store = ForecastStore(self.settings.forecast_store_location, lock_timeout=self.settings.lock_timeout)
-        return self._store
+        return ForecastStore(self.settings.forecast_store_location, lock_timeout=self.settings.lock_timeout)
 
-    def exists(self) -> bool:
-        try:
-            return bool(self.store.exists())
-        except Exception:  # noqa: BLE001
-            return False
+    def _location(self) -> str:
+        return self.settings.forecast_store_location
 
-    def head(self, *, force: bool = False) -> str | None:
-        """The branch head's snapshot id, looked up at most every ``api_head_check_s`` seconds."""
-        now = time.monotonic()
-        if not force and now - self._head_at < self.settings.api_head_check_s:
-            return self._head
-        with self._lock:
-            if not force and now - self._head_at < self.settings.api_head_check_s:
-                return self._head
-            head = None
-            if self.exists():
-                try:
-                    head = self.store.head()
-                except Exception as e:  # noqa: BLE001 - an unreadable store is "no forecasts" + not ready
-                    log.warning("forecast store %s cannot be read: %s", self.settings.forecast_store_location, e)
-            if head != self._head:
-                self._views = {}
-                self._runs = None
-                self._session = None
-                self._head = head
-            self._head_at = now
-            return head
+    def _forget(self) -> None:
+        self._views = {}
+        self._runs = None
+        self._session = None
 
     def _session_for(self, head: str):
         s = getattr(self, "_session", None)

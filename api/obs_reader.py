@@ -4,19 +4,15 @@ an explicit slot range so that no request scans the whole time axis."""
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 
+from api._common import HeadReader
 from api.geo import Grid, iso
 from api.problems import Problem
 from qc.flags import QCFlag, TestBit
-
-log = logging.getLogger("api")
 
 FLAG_NAMES = {int(f): f.name for f in QCFlag}
 _BITS = [(int(b), b.name.lower()) for b in TestBit]
@@ -84,46 +80,24 @@ def _ceil_slot(t, s: int) -> int | None:
     return max(0, -(-off // step))
 
 
-class ObservationReader:
+class ObservationReader(HeadReader):
+    _what = "observation store"
+
     def __init__(self, settings, services=None):
-        self.settings = settings
-        self.services = services
-        self._store = None
-        self._head: str | None = None
-        self._head_at = -1e9
+        super().__init__(settings, services)
         self._views: dict[str, ObsView] = {}
         self._datasets: list[str] | None = None
-        self._lock = threading.RLock()
 
-    @property
-    def store(self):
-        if self._store is None:
-            from forecast.store import ObservationStore
+    def _open_store(self):
+        from forecast.store import ObservationStore
 
-            self._store = ObservationStore(self.settings.observation_store, lock_timeout=self.settings.lock_timeout)
-        return self._store
+        return ObservationStore(self.settings.observation_store, lock_timeout=self.settings.lock_timeout)
 
-    def exists(self) -> bool:
-        try:
-            return bool(self.store.exists())
-        except Exception:  # noqa: BLE001
-            return False
+    def _location(self) -> str:
+        return self.settings.observation_store
 
-    def head(self, *, force: bool = False) -> str | None:
-        now = time.monotonic()
-        if not force and now - self._head_at < self.settings.api_head_check_s:
-            return self._head
-        with self._lock:
-            head = None
-            if self.exists():
-                try:
-                    head = self.store.head()
-                except Exception as e:  # noqa: BLE001
-                    log.warning("observation store %s cannot be read: %s", self.settings.observation_store, e)
-            if head != self._head:
-                self._views, self._datasets, self._head = {}, None, head
-            self._head_at = now
-            return head
+    def _forget(self) -> None:
+        self._views, self._datasets = {}, None
 
     def datasets(self) -> list[str]:
         head = self.head()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from forecast.errors import BadInputError
+from forecast.verify.report import _get
 
 __all__ = ["BASELINE_REFERENCES", "GateDecision", "check_promotion", "find_report", "load_report", "report_record"]
 
@@ -50,17 +51,6 @@ class GateDecision:
 
 def _num(x: Any) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3g}"
-
-
-def _get(d: Any, *path: Any) -> Any:
-    for p in path:
-        if isinstance(d, dict):
-            d = d.get(p)
-        elif isinstance(d, list) and isinstance(p, int) and -len(d) <= p < len(d):
-            d = d[p]
-        else:
-            return None
-    return d
 
 
 def check_promotion(settings, registry, version: str, report: dict) -> GateDecision:

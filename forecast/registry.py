@@ -24,8 +24,6 @@ import logging
 import math
 import os
 import shutil
-import sqlite3
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -34,11 +32,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
-    DateTime,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -46,19 +41,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
-    create_engine,
-    event,
     func,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection
 
 from forecast.errors import BadInputError
+from qc.sqlstore import NAMING_CONVENTION, Id, SQLStore, UTCDateTime
 
 __all__ = [
     "ModelRegistry",
@@ -130,35 +122,7 @@ class CheckpointMismatchError(BadInputError):
 # tables
 
 
-class _UTCDateTime(TypeDecorator):
-    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone: stored as UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect) -> Any:
-        if value is None:
-            return None
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere use 64-bit ids
-_Id = BigInteger().with_variant(Integer(), "sqlite")
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 _versions = Table(
     "model_versions",
@@ -168,7 +132,7 @@ _versions = Table(
     Column("dataset", String(200), nullable=False),
     Column("variable", String(200), nullable=False),
     Column("stage", String(16), nullable=False),
-    Column("created_at", _UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("snapshot", String(200)),
     Column("catalog_hash", String(200)),
@@ -196,9 +160,9 @@ _versions = Table(
 _changes = Table(
     "model_stage_changes",
     metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=True),
     Column("version", String(32), ForeignKey("model_versions.version"), nullable=False, index=True),
-    Column("at", _UTCDateTime, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
     Column("by", String(200), nullable=False),
     Column("from_stage", String(16)),
     Column("to_stage", String(16), nullable=False),
@@ -287,7 +251,7 @@ class ModelRecord:
 # the registry
 
 
-class ModelRegistry:
+class ModelRegistry(SQLStore):
     """The model registry on one database and one folder of checkpoints.
 
     ``url``: an SQLAlchemy URL (normally ``Settings.review_database_url``: the review queue's
@@ -299,88 +263,14 @@ class ModelRegistry:
     """
 
     def __init__(self, url: str, root: Path | str, *, schema: str | None = None, busy_timeout_s: float = 30.0):
-        u = make_url(url)
         self.root = Path(root)
-        self.dialect = u.get_backend_name()
-        self.schema = schema
-        if self.dialect == "sqlite":
-            if schema is not None:
-                raise BadInputError(
-                    f"schema={schema!r} is only supported on PostgreSQL; SQLite keeps the tables in the database file"
-                )
-            self.engine = _sqlite_engine(u, busy_timeout_s)
-            self._read = self.engine
-            self._write = self.engine.execution_options(registry_begin="IMMEDIATE")
-        else:
-            base = create_engine(u, pool_pre_ping=True)
-            if schema is not None:
-                base = base.execution_options(schema_translate_map={None: schema})
-            self.engine = base
-            # several SELECTs of one read (a record and its history) see one snapshot
-            self._read = base.execution_options(isolation_level="REPEATABLE READ")
-            # READ COMMITTED: a statement after a lock wait sees what the lock holder committed
-            self._write = base
-        self._create()
+        # reads: one snapshot per read (a record and its history); writes on PostgreSQL: READ COMMITTED,
+        # a statement after a lock wait sees what the lock holder committed
+        self._open(url, metadata, schema=schema, busy_timeout_s=busy_timeout_s, error=BadInputError,
+                   init_lock_id=_INIT_LOCK, append_only={_changes.name: "the stage history"}, owner="model registry")
 
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self.engine.dispose()
-
-    def __enter__(self) -> ModelRegistry:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"ModelRegistry({self.engine.url.render_as_string(hide_password=True)!r}, {str(self.root)!r})"
-
-    def _create(self) -> None:
-        with self._write.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_INIT_LOCK)))
-                if self.schema is not None:
-                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            metadata.create_all(conn)
-            self._append_only_trigger(conn)
-
-    def _append_only_trigger(self, conn: Connection) -> None:
-        msg = "model_stage_changes is append-only: rows cannot be updated or deleted"
-        if self.dialect == "sqlite":
-            for op in ("UPDATE", "DELETE"):
-                conn.exec_driver_sql(
-                    f"CREATE TRIGGER IF NOT EXISTS model_stage_changes_no_{op.lower()} BEFORE {op} "
-                    f"ON model_stage_changes BEGIN SELECT RAISE(ABORT, '{msg}'); END"
-                )
-        elif self.dialect == "postgresql":
-            schema = self.schema or conn.execute(text("SELECT current_schema()")).scalar_one()
-            conn.exec_driver_sql(
-                f'CREATE OR REPLACE FUNCTION "{schema}".model_stage_changes_append_only() RETURNS trigger '
-                f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{msg}'; END $$"
-            )
-            have = set(
-                conn.execute(
-                    text(
-                        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = :s AND c.relname = 'model_stage_changes'"
-                    ),
-                    {"s": schema},
-                ).scalars()
-            )
-            for name, when in (
-                ("model_stage_changes_no_change", "BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW"),
-                ("model_stage_changes_no_truncate", "BEFORE TRUNCATE ON {t} FOR EACH STATEMENT"),
-            ):
-                if name not in have:
-                    conn.exec_driver_sql(
-                        f"CREATE TRIGGER {name} "
-                        + when.format(t=f'"{schema}".model_stage_changes')
-                        + f' EXECUTE FUNCTION "{schema}".model_stage_changes_append_only()'
-                    )
-        else:
-            log.warning("model registry on %s: the stage history's append-only trigger is not installed",
-                        self.dialect)
+    def _repr_args(self) -> str:
+        return repr(str(self.root))
 
     # -- registering ------------------------------------------------------------------------
 
@@ -659,54 +549,6 @@ class ModelRegistry:
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def _sqlite_engine(u, busy_timeout_s: float) -> Engine:
-    db = u.database
-    memory = not db or db == ":memory:" or "mode=memory" in str(u)
-    kw: dict[str, Any] = {}
-    if memory:
-        # one shared connection, so that every thread sees the same in-memory database
-        kw.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-    elif not db.startswith("file:"):
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(u, **kw)
-    ms = int(busy_timeout_s * 1000)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        # pysqlite's own BEGIN handling is off: we emit BEGIN (IMMEDIATE for writes) below
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {ms}")
-        if not memory:
-            _wal(cur, busy_timeout_s)
-            cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        # a write transaction takes the write lock up front: a second writer waits for it (busy
-        # timeout) and then reads the committed state, so version numbers and stages never race
-        mode = conn.get_execution_options().get("registry_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
-
-
-def _wal(cur, timeout_s: float) -> None:
-    """Switch to WAL; the switch skips the busy handler, so retry while another connection holds
-    the lock (processes opening a fresh database at once)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _change(c) -> StageChange:

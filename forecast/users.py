@@ -16,16 +16,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, insert, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 
 from forecast.errors import BadInputError
-from qc.review.models import UTCDateTime
+from qc.sqlstore import SQLStore, UTCDateTime
 
 __all__ = ["ROLES", "User", "UserStore", "UnknownUserError", "hash_token", "role_allows"]
 
@@ -33,6 +30,9 @@ log = logging.getLogger(__name__)
 
 ROLES = ("reader", "operator", "admin")
 TOKEN_PREFIX = "fcst_"
+
+# serialises table creation between processes starting at once (PostgreSQL advisory lock id)
+_INIT_LOCK = 0xA9105_0001  # arbitrary, fixed
 
 metadata = MetaData()
 users_table = Table(
@@ -96,45 +96,15 @@ def _user(r: Any) -> User:
                 token_hint=r["token_hint"], revoked_at=r["revoked_at"], revoked_by=r["revoked_by"])
 
 
-def _engine(url: str) -> Engine:
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return create_engine(u, pool_pre_ping=True)
-    db = u.database
-    memory = not db or db == ":memory:" or "mode=memory" in str(u)
-    kw: dict[str, Any] = {}
-    if memory:
-        kw.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-    elif not db.startswith("file:"):
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(u, **kw)
+class UserStore(SQLStore):
+    """The users table on one database (SQLite or PostgreSQL; the same URL as the review queue).
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout = 30000")
-        if not memory:
-            cur.execute("PRAGMA journal_mode = WAL")
-        cur.close()
-
-    return engine
-
-
-class UserStore:
-    """The users table on one database (SQLite or PostgreSQL; the same URL as the review queue)."""
+    Engines as the review queue's (`qc.sqlstore.make_engines`): on SQLite, WAL and writes ``BEGIN
+    IMMEDIATE``; the table is created when missing, safely from several processes at once.
+    """
 
     def __init__(self, url: str):
-        self.engine = _engine(url)
-        metadata.create_all(self.engine)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def __enter__(self) -> UserStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        self._open(url, metadata, init_lock_id=_INIT_LOCK)
 
     def add(self, name: str, role: str, *, by: str = "cli") -> tuple[User, str]:
         """Create a user (or re-activate a revoked one) with a fresh token; returns (user, clear token).
@@ -150,7 +120,7 @@ class UserStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = {"role": role, "token_hash": hash_token(token), "token_hint": token[: len(TOKEN_PREFIX) + 4],
                "created_at": datetime.now(timezone.utc), "created_by": by, "revoked_at": None, "revoked_by": None}
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             old = conn.execute(select(users_table).where(users_table.c.name == name)).mappings().first()
             if old is not None and old["revoked_at"] is None:
                 raise BadInputError(
@@ -168,7 +138,7 @@ class UserStore:
 
     def revoke(self, name: str, *, by: str = "cli") -> User:
         """Revoke a user's token (the row stays, for the record). Revoking twice is harmless."""
-        with self.engine.begin() as conn:
+        with self._write.begin() as conn:
             r = conn.execute(select(users_table).where(users_table.c.name == name)).mappings().first()
             if r is None:
                 raise UnknownUserError(f"no user named {name!r}; `forecast users list` shows them")

@@ -9,7 +9,6 @@ matplotlib version, identical figures.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import html
 import io
 import json
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from forecast.verify.metrics import _jsonable
 
 __all__ = ["REPORT_VERSION", "terminal_summary", "verdict", "write_report"]
 
@@ -86,35 +87,6 @@ def _as_nan(values: Sequence[Any] | None, n: int) -> np.ndarray:
     if values is None:
         return np.full(n, np.nan)
     return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: NaN -> None, numpy -> Python, datetimes -> ISO (UTC, Z), durations -> seconds."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):  # times element-wise: tolist() would give integers for [ns]
-        return [_jsonable(v) for v in value] if value.dtype.kind in "mM" else _jsonable(value.tolist())
-    if isinstance(value, np.timedelta64):  # before the integers: timedelta64 is a numpy integer
-        return int(value.astype("timedelta64[s]").astype(np.int64))
-    if isinstance(value, _dt.timedelta):
-        return int(value.total_seconds())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.datetime64):
-        return str(value.astype("datetime64[s]")) + "Z"
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        return value.isoformat(timespec="seconds") + "Z"
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 # --------------------------------------------------------------------------------------------------

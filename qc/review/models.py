@@ -23,14 +23,13 @@ Layout (table: columns):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -39,9 +38,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from qc.sqlstore import NAMING_CONVENTION, Id, UTCDateTime
 
 __all__ = [
     "Base",
@@ -57,41 +57,8 @@ __all__ = [
 #: how cell triplets are stored in the blob columns
 CELLS_ENCODING = "zlib+int64le(t,iy,ix)"
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere use 64-bit ids.
-_Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UTCDateTime(TypeDecorator):
-    """A timezone-aware UTC datetime on every backend (SQLite keeps no zone: stored as UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"timestamps must be timezone-aware, got naive {value!r}")
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-
-
 class Base(DeclarativeBase):
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 metadata = Base.metadata
@@ -100,7 +67,7 @@ metadata = Base.metadata
 class ItemRow(Base):
     __tablename__ = "review_items"
 
-    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     dataset: Mapped[str] = mapped_column(String(200))
     variable: Mapped[str] = mapped_column(String(200))
@@ -151,7 +118,7 @@ class ItemRow(Base):
 class ItemCellsRow(Base):
     __tablename__ = "review_item_cells"
 
-    item_id: Mapped[int] = mapped_column(_Id, ForeignKey("review_items.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("review_items.id"), primary_key=True)
     n: Mapped[int] = mapped_column(Integer)
     encoding: Mapped[str] = mapped_column(String(32))
     data: Mapped[bytes] = mapped_column(LargeBinary)
@@ -160,8 +127,8 @@ class ItemCellsRow(Base):
 class DecisionRow(Base):
     __tablename__ = "review_decisions"
 
-    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
-    item_id: Mapped[int] = mapped_column(_Id, ForeignKey("review_items.id"), index=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("review_items.id"), index=True)
     action: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str | None] = mapped_column(String(16))
@@ -170,7 +137,7 @@ class DecisionRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     n_cells: Mapped[int] = mapped_column(Integer)
     cells: Mapped[bytes] = mapped_column(LargeBinary)
-    resolves: Mapped[int | None] = mapped_column(_Id, ForeignKey("review_decisions.id"))
+    resolves: Mapped[int | None] = mapped_column(Id, ForeignKey("review_decisions.id"))
     item_version: Mapped[int] = mapped_column(Integer)
     item_state: Mapped[str] = mapped_column(String(16))
     written_snapshot: Mapped[str | None] = mapped_column(String(200))
@@ -182,10 +149,10 @@ class DecisionRow(Base):
 class AuditRow(Base):
     __tablename__ = "review_audit"
 
-    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(32))
-    item_id: Mapped[int | None] = mapped_column(_Id, ForeignKey("review_items.id"), index=True)
-    decision_id: Mapped[int | None] = mapped_column(_Id, ForeignKey("review_decisions.id"))
+    item_id: Mapped[int | None] = mapped_column(Id, ForeignKey("review_items.id"), index=True)
+    decision_id: Mapped[int | None] = mapped_column(Id, ForeignKey("review_decisions.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -22,14 +22,11 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 
 from qc.flags import TestBit
 from qc.review.errors import (
@@ -48,6 +45,7 @@ from qc.review.models import (
     ItemRow,
     metadata,
 )
+from qc.sqlstore import SQLStore
 
 __all__ = [
     "ReviewQueue",
@@ -320,7 +318,7 @@ class _Refused(Exception):
 # the queue
 
 
-class ReviewQueue:
+class ReviewQueue(SQLStore):
     """The review queue on one database.
 
     ``url``: an SQLAlchemy URL, e.g. ``sqlite:////srv/forecast/review.db`` (the folder is
@@ -334,91 +332,11 @@ class ReviewQueue:
     def __init__(
         self, url: str, *, schema: str | None = None, busy_timeout_s: float = 30.0, echo: bool = False
     ):
-        u = make_url(url)
-        self.dialect = u.get_backend_name()
-        self.schema = schema
-        if self.dialect == "sqlite":
-            if schema is not None:
-                raise InvalidRequest(
-                    f"schema={schema!r} is only supported on PostgreSQL; SQLite keeps the tables in the database file"
-                )
-            self.engine = _sqlite_engine(u, busy_timeout_s, echo)
-            self._read = self.engine
-            self._write = self.engine.execution_options(review_begin="IMMEDIATE")
-        else:
-            base = create_engine(u, pool_pre_ping=True, echo=echo)
-            if schema is not None:
-                base = base.execution_options(schema_translate_map={None: schema})
-            self.engine = base
-            # several SELECTs of one read see one snapshot
-            self._read = base.execution_options(isolation_level="REPEATABLE READ")
-            self._write = base
-        self._create()
+        self._open(url, metadata, schema=schema, busy_timeout_s=busy_timeout_s, echo=echo, error=InvalidRequest,
+                   init_lock_id=_INIT_LOCK, append_only={_audit.name: "the audit log"}, owner="review queue")
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the pooled connections."""
-        self.engine.dispose()
-
-    def __enter__(self) -> ReviewQueue:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return (
-            f"ReviewQueue({self.engine.url.render_as_string(hide_password=True)!r}, schema={self.schema!r})"
-        )
-
-    def _create(self) -> None:
-        with self._write.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_INIT_LOCK)))
-                if self.schema is not None:
-                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            metadata.create_all(conn)
-            self._append_only_triggers(conn)
-
-    def _append_only_triggers(self, conn: Connection) -> None:
-        msg = "review_audit is append-only: rows cannot be updated or deleted"
-        if self.dialect == "sqlite":
-            for op in ("UPDATE", "DELETE"):
-                conn.exec_driver_sql(
-                    f"CREATE TRIGGER IF NOT EXISTS review_audit_no_{op.lower()} BEFORE {op} ON review_audit "
-                    f"BEGIN SELECT RAISE(ABORT, '{msg}'); END"
-                )
-        elif self.dialect == "postgresql":
-            schema = self.schema or conn.execute(text("SELECT current_schema()")).scalar_one()
-            conn.exec_driver_sql(
-                f'CREATE OR REPLACE FUNCTION "{schema}".review_audit_append_only() RETURNS trigger '
-                f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{msg}'; END $$"
-            )
-            have = set(
-                conn.execute(
-                    text(
-                        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = :s AND c.relname = 'review_audit'"
-                    ),
-                    {"s": schema},
-                ).scalars()
-            )
-            for name, when in (
-                ("review_audit_no_change", "BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW"),
-                ("review_audit_no_truncate", "BEFORE TRUNCATE ON {t} FOR EACH STATEMENT"),
-            ):
-                if name not in have:
-                    conn.exec_driver_sql(
-                        f"CREATE TRIGGER {name} "
-                        + when.format(t=f'"{schema}".review_audit')
-                        + f' EXECUTE FUNCTION "{schema}".review_audit_append_only()'
-                    )
-        else:
-            log.warning(
-                "review queue on %s: the audit log's append-only trigger is not installed", self.dialect
-            )
+    def _repr_args(self) -> str:
+        return f"schema={self.schema!r}"
 
     # -- enqueue ------------------------------------------------------------------------------
 
@@ -954,40 +872,6 @@ class ReviewQueue:
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def _sqlite_engine(u, busy_timeout_s: float, echo: bool) -> Engine:
-    db = u.database
-    memory = not db or db == ":memory:" or "mode=memory" in str(u)
-    kw: dict[str, Any] = {"echo": echo}
-    if memory:
-        # one shared connection, so that every thread sees the same in-memory database
-        kw.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-    elif not db.startswith("file:"):
-        Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(u, **kw)
-    ms = int(busy_timeout_s * 1000)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        # pysqlite's own BEGIN handling is off: we emit BEGIN (IMMEDIATE for writes) below
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {ms}")
-        if not memory:
-            cur.execute("PRAGMA journal_mode = WAL")
-            cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        # a write transaction takes the write lock up front: a second writer waits for it
-        # (busy timeout) and then reads the committed state, instead of failing on upgrade
-        mode = conn.get_execution_options().get("review_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-    return engine
 
 
 def _name(what: str, value: Any, exc: type[Exception]) -> str:
