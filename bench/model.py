@@ -82,13 +82,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--home", type=Path, default=None)
     ap.add_argument("--every", type=int, default=None, help="Minutes between hindcast inits (default 15; quick 45).")
+    ap.add_argument("--config", type=Path, default=None, help="A model config YAML instead of the default.")
     args = ap.parse_args()
     with scratch_dir("bench-model-") as tmp:
         home = args.home or tmp
-        run(home, quick=args.quick, every=args.every or (45 if args.quick else 15))
+        run(home, quick=args.quick, every=args.every or (45 if args.quick else 15), config=args.config)
 
 
-def run(home: Path, *, quick: bool, every: int) -> None:
+def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> None:
     import yaml
 
     from forecast.catalog import get_catalog
@@ -110,7 +111,9 @@ def run(home: Path, *, quick: bool, every: int) -> None:
     print(f"demo data ready in {time.perf_counter() - t0:.0f} s ({st.home})")
     store = store_for(st)
     snapshot = store.head()
-    cfg = parse_model_config(QUICK_MODEL if quick else {})
+    from forecast.model.config import load_model_config
+
+    cfg = load_model_config(config) if config else parse_model_config(QUICK_MODEL if quick else {})
     cfg_path = st.home / "bench-model.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     reg = ModelRegistry(st.review_database_url, st.models_dir)

@@ -13,7 +13,8 @@ from conftest import ROOT
 from forecast.cli import app
 
 COMMANDS = [[], ["catalog"], ["catalog", "validate"], ["catalog", "schema"], ["sample"], ["ingest"],
-            ["store"], ["store", "log"], ["store", "show"], ["demo"]]
+            ["store"], ["store", "log"], ["store", "show"], ["demo"], ["train"], ["predict"], ["hindcast"],
+            ["models"], ["models", "list"], ["models", "show"], ["models", "promote"], ["users"], ["users", "add"]]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "forecast")
@@ -23,7 +24,8 @@ def test_every_command_has_help(cmd):
 
 
 def test_reporting_commands_take_json():
-    for cmd in (["catalog", "validate"], ["sample"], ["ingest"], ["store", "log"], ["store", "show"], ["demo"]):
+    for cmd in (["catalog", "validate"], ["sample"], ["ingest"], ["store", "log"], ["store", "show"], ["demo"],
+                ["train"], ["predict"], ["hindcast"], ["models", "list"], ["models", "promote"]):
         res = CliRunner().invoke(app, [*cmd, "--help"], terminal_width=200)
         assert "--json" in res.output, cmd
 

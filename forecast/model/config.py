@@ -39,7 +39,7 @@ class NetworkConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    max_epochs: int = Field(8, ge=1, le=10_000)
+    max_epochs: int = Field(16, ge=1, le=10_000)
     samples_per_epoch: int = Field(384, ge=1, description="Random training crops drawn per epoch.")
     patch: int = Field(64, ge=16, description="Side of the square training crop (cells); a multiple of 2**depth.")
     batch_size: int = Field(8, ge=1)
