@@ -4,12 +4,14 @@ Per forecast-store snapshot, each run group is opened once (``RunView``): arrays
 regular grid (indexed arithmetically from lon/lat through a cached pyproj transformer), the written
 inits and their provenance. The branch head is looked up at most every ``api_head_check_s`` seconds,
 so a new forecast is visible within about a second. A point query reads one chunk per array (all
-lead times of a 32 x 32 tile); decoded chunks stay in a small LRU keyed by (run, array, init,
+lead times of a 32 x 32 tile; a point query's chunks are fetched concurrently with zarr's async API);
+decoded chunks stay in a small LRU keyed by (run, array, init,
 produced_at, tile), so a re-written init is never served stale.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import OrderedDict
@@ -140,7 +142,15 @@ class RunView:
         return f"{len(self.written)} from {a} to {b} every {self.step_s // 60} min"
 
     def choose(self, init_time: int | None, interval: tuple[int | None, int | None] | None) -> tuple[int, np.ndarray]:
-        """(init index, boolean mask over lead times) for a query's init_time / datetime."""
+        """(init index, boolean mask over lead times) for a query's init_time / datetime (the mask is
+        read-only: the default choice, the latest init with all lead times, is shared)."""
+        if init_time is None and interval is None and len(self.written):
+            d = self._memo.get("default-choice")
+            if d is None:
+                mask = np.ones(len(self.leads), bool)
+                mask.flags.writeable = False
+                d = self._memo["default-choice"] = (int(self.written[-1]), mask)
+            return d
         if not len(self.written):
             raise Problem(404, f"{self.collection_id} holds no forecast yet")
         if init_time is not None:
@@ -288,6 +298,21 @@ class ForecastReader(HeadReader):
             c = np.asarray(view.arrays[name][idx, :, cy * ty:(cy + 1) * ty, cx * tx:(cx + 1) * tx])
             self.chunks.put(key, c)
         return c[:, iy % ty, ix % tx]
+
+    async def read_points(self, view: RunView, names: list[str], idx: int, iy: int, ix: int) -> dict[str, np.ndarray]:
+        """``read_point`` of several arrays at once, from the caller's event loop: the chunks are fetched
+        concurrently through zarr's async API (no worker-thread hop, no waiting for one chunk before asking
+        for the next); the event loop is not blocked while the store reads."""
+        ty, tx = view.tile
+        cy, cx = iy // ty, ix // tx
+        sel = (idx, slice(None), slice(cy * ty, (cy + 1) * ty), slice(cx * tx, (cx + 1) * tx))
+        got = await asyncio.gather(*(view.arrays[n].async_array.getitem(sel) for n in names))
+        out = {}
+        for n, c in zip(names, got):
+            c = np.asarray(c)
+            self.chunks.put(self.chunk_key(view, n, idx, iy, ix), c)
+            out[n] = c[:, iy % ty, ix % tx]
+        return out
 
     def read_window(self, view: RunView, name: str, idx: int, iy0: int, iy1: int, ix0: int, ix1: int) -> np.ndarray:
         return np.asarray(view.arrays[name][idx, :, iy0:iy1, ix0:ix1])

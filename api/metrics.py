@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -113,6 +113,9 @@ class RequestMiddleware:
     def __init__(self, app, metrics: Metrics):
         self.app = app
         self.metrics = metrics
+        # the labelled children, looked up once per label set (labels() takes a lock and builds a key)
+        self._latency: dict[tuple, Any] = {}
+        self._requests: dict[tuple, Any] = {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -125,7 +128,7 @@ class RequestMiddleware:
             if k == b"x-request-id":
                 rid = v.decode("latin-1")[:64]
                 break
-        rid = rid or uuid.uuid4().hex[:16]
+        rid = rid or os.urandom(8).hex()
 
         async def _send(msg):
             if msg["type"] == "http.response.start":
@@ -140,8 +143,15 @@ class RequestMiddleware:
             dt = time.perf_counter() - t0
             route = scope.get("path_template") or "unmatched"
             method = scope.get("method", "")
-            self.metrics.latency.labels(route, method).observe(dt)
-            self.metrics.requests.labels(route, method, str(status[0])).inc()
+            h = self._latency.get((route, method))
+            if h is None:
+                h = self._latency[(route, method)] = self.metrics.latency.labels(route, method)
+            h.observe(dt)
+            c = self._requests.get((route, method, status[0]))
+            if c is None:
+                c = self._requests[(route, method, status[0])] = self.metrics.requests.labels(route, method,
+                                                                                          str(status[0]))
+            c.inc()
             if access_log.isEnabledFor(logging.INFO):
                 user = scope.get("_fcst_user")
                 rec: dict[str, Any] = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": rid,
