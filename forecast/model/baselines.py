@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import io
 import logging
 import sys
 import threading
 import time as _time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -448,12 +450,46 @@ def _to_db(frames: np.ndarray, threshold: float) -> np.ndarray:
     return transformation.dB_transform(frames, threshold=threshold, zerovalue=DB_ZEROVALUE)[0]
 
 
+#: Recent motion fields by the content of their inputs (see `_estimate_motion`); a few entries suffice:
+#: extrapolation and S-PROG of one init run one after the other on the same thread.
+_MOTION_CACHE: OrderedDict[bytes, _Motion] = OrderedDict()
+_MOTION_CACHE_SIZE = 8
+_motion_lock = threading.Lock()
+
+
+def _motion_key(frames_mm: np.ndarray, threshold: float, lk_options: dict[str, Any]) -> bytes:
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr((frames_mm.shape, str(frames_mm.dtype), float(threshold), sorted(lk_options.items(), key=str)))
+             .encode())
+    h.update(np.ascontiguousarray(frames_mm).view(np.uint8).data)
+    return h.digest()
+
+
 def _estimate_motion(frames_mm: np.ndarray, *, threshold: float, lk_options: dict[str, Any]) -> _Motion:
     """pysteps' Lucas-Kanade on dB-transformed frames (see `Extrapolation` for the handling of gaps).
 
     Runs LK sparse (``dense=False``) so that "no vector found" is told apart from "no motion", then
     declusters and interpolates as ``dense_lucaskanade`` itself does.
+
+    Extrapolation and S-PROG of the same inputs need the same motion: the last few results are kept,
+    keyed by the frames' bytes, threshold and options (a hit returns a copy of exactly what the
+    estimate gave, so the forecasts are the same as without the cache).
     """
+    key = _motion_key(frames_mm, threshold, lk_options)
+    with _motion_lock:
+        hit = _MOTION_CACHE.get(key)
+        if hit is not None:
+            _MOTION_CACHE.move_to_end(key)
+    if hit is None:
+        hit = _estimate_motion_uncached(frames_mm, threshold=threshold, lk_options=lk_options)
+        with _motion_lock:
+            _MOTION_CACHE[key] = hit
+            while len(_MOTION_CACHE) > _MOTION_CACHE_SIZE:
+                _MOTION_CACHE.popitem(last=False)
+    return _Motion(None if hit.velocity is None else hit.velocity.copy(), hit.n_vectors, hit.reason)
+
+
+def _estimate_motion_uncached(frames_mm: np.ndarray, *, threshold: float, lk_options: dict[str, Any]) -> _Motion:
     from pysteps import motion, utils
     from pysteps.utils.cleansing import decluster
 
