@@ -448,28 +448,8 @@ def _point_template(request, view: RunView, idx, mask, names, fmt) -> _PointTemp
     values = {n: h[3 + 3 * i] for i, n in enumerate(names)}
     annots = {n: (h[4 + 3 * i], h[5 + 3 * i]) for i, n in enumerate(names)}
     times = [t for t, m in zip(view.valid_times(idx), mask) if m]
-    prov = view.provenance(idx) or {}
-    if fmt == "json":
-        doc = {"collection": view.collection_id, "kind": "forecast", "init_time": iso(view.init_s(idx)),
-               "valid_time": times, "lead_time": [int(x) for x in view.leads[mask]], "point": point,
-               "parameters": {n: {"unit": view.units.get(n), "values": values[n], "annotation": annots[n][0],
-                                  "record": annots[n][1]} for n in names},
-               "provenance": prov, "store": _store_member(view)}
-        media = JSON_MEDIA
-    else:
-        cat = request.app.state.services.catalog(view.dataset)
-        members = {
-            "fcst:provenance": prov,
-            "fcst:annotations": {n: {"axisNames": ["t"], "shape": [len(times)], "values": annots[n][0],
-                                     "record": annots[n][1]} for n in names},
-            "fcst:initTime": iso(view.init_s(idx)),
-            "fcst:leadTime": [int(x) for x in view.leads[mask]],
-            "fcst:point": point,
-            "fcst:store": _store_member(view),
-        }
-        doc = edr.point_coverage(lon=glon, lat=glat, times=times, parameters=_params_cached(view, cat, names),
-                                 ranges=values, members=members)
-        media = COVJSON_MEDIA
+    cat = request.app.state.services.catalog(view.dataset)
+    doc, media = _point_document(view, cat, idx, mask, names, fmt, glon, glat, point, times, values, annots)
     try:
         return _PointTemplate(doc, len(h), media)
     except ValueError:  # a marker string inside the provenance or catalog text: use the plain path
@@ -521,7 +501,6 @@ def _forecast_point_body(request, view: RunView, idx, mask, iy, ix, lon, lat, na
     px, py = view.grid.x0 + ix * view.grid.dx, view.grid.y0 + iy * view.grid.dy
     glon, glat = view.grid.to_lonlat(px, py)
     glon, glat = round(float(glon), 6), round(float(glat), 6)
-    prov = view.provenance(idx) or {}
     values, annots = {}, {}
     for n in names:
         v = arrays[n] if full else arrays[n][mask]
@@ -532,14 +511,21 @@ def _forecast_point_body(request, view: RunView, idx, mask, iy, ix, lon, lat, na
         annots[n] = (codes, recs)
     point = {"requested": [lon, lat], "lon": glon, "lat": glat, "iy": iy, "ix": ix, "x": px, "y": py,
              "crs": view.grid.crs}
+    doc, media = _point_document(view, cat, idx, mask, names, fmt, glon, glat, point, times, values, annots)
+    return _ENC.encode(doc), media
+
+
+def _point_document(view: RunView, cat, idx, mask, names, fmt, glon, glat, point, times, values, annots):
+    """The point document (compact JSON or CoverageJSON) and its media type; the template path passes
+    hole markers where the plain path passes values, so both render the very same document."""
+    prov = view.provenance(idx) or {}
     if fmt == "json":
         doc = {"collection": view.collection_id, "kind": "forecast", "init_time": iso(view.init_s(idx)),
                "valid_time": times, "lead_time": [int(x) for x in view.leads[mask]], "point": point,
                "parameters": {n: {"unit": view.units.get(n), "values": values[n], "annotation": annots[n][0],
                                   "record": annots[n][1]} for n in names},
                "provenance": prov, "store": _store_member(view)}
-        return _ENC.encode(doc), JSON_MEDIA
-    params = _params_cached(view, cat, names)
+        return doc, JSON_MEDIA
     members = {
         "fcst:provenance": prov,
         "fcst:annotations": {n: {"axisNames": ["t"], "shape": [len(times)], "values": annots[n][0],
@@ -549,8 +535,9 @@ def _forecast_point_body(request, view: RunView, idx, mask, iy, ix, lon, lat, na
         "fcst:point": point,
         "fcst:store": _store_member(view),
     }
-    doc = edr.point_coverage(lon=glon, lat=glat, times=times, parameters=params, ranges=values, members=members)
-    return _ENC.encode(doc), COVJSON_MEDIA
+    doc = edr.point_coverage(lon=glon, lat=glat, times=times, parameters=_params_cached(view, cat, names),
+                             ranges=values, members=members)
+    return doc, COVJSON_MEDIA
 
 
 _PARAMS: dict[tuple, dict] = {}
