@@ -35,10 +35,23 @@ def _print_record(rec: ModelRecord) -> None:
             ("config", str(rec.config) if rec.config else ""),
             ("snapshot", rec.snapshot or ""), ("catalog hash", rec.catalog_hash or ""),
             ("qc config hash", rec.qc_config_hash or ""), ("git commit", rec.git_commit or ""),
-            ("hyperparameters", _pairs(rec.hyperparameters)), ("metrics", _pairs(rec.metrics)),
+            ("hyperparameters", _pairs(rec.hyperparameters)),
+            ("metrics", _pairs({k: v for k, v in rec.metrics.items() if k != "leads"})),
             ("software", _pairs(rec.versions))]
     for name, value in rows:
         out.print(f"  {name:<16} {value}", highlight=False, soft_wrap=True)
+    leads = rec.metrics.get("leads") if isinstance(rec.metrics, dict) else None
+    if leads:  # the validation table `forecast train` recorded, one row per lead
+        lt = Table(title="validation (held-out period)", box=box.SIMPLE_HEAD)
+        for c in ("lead", "RMSE", "RMSE persistence", "skill", "CSI@1", "CSI@1 persistence"):
+            lt.add_column(c, justify="right")
+        for r in leads:
+            def f(key, fmt="{:.3f}"):
+                v = r.get(key)
+                return "-" if v is None else fmt.format(v)
+            lt.add_row(f"+{r.get('lead_minutes')} min", f("rmse"), f("rmse_persistence"),
+                       f("skill_vs_persistence", "{:+.1%}"), f("csi_1"), f("csi_1_persistence"))
+        out.print(lt)
     t = Table(title=f"stage history of {rec.version}", box=box.SIMPLE_HEAD)
     for c in ("at", "by", "change", "reason"):
         t.add_column(c, no_wrap=c == "at", overflow="fold")
