@@ -176,7 +176,7 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
         valid = usable & np.logical_and.reduce([np.isfinite(v) for v in fields.values()])
         for name, v in fields.items():
             ver.add(init, name, v, obs, valid)
-        print(f"  init {i + 1}/{len(inits)} {init}Z", file=sys.stderr)
+        print(f"  init {i + 1}/{len(inits)} {np.datetime_as_string(init, unit='m')}Z", file=sys.stderr)
     s = ver.summary(reference="persistence", compare=("model",), n_boot=200)
     step_min = 5
     idx = [lm // step_min - 1 for lm in LEADS_SHOWN if lm // step_min <= cfg.leads]
