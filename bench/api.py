@@ -22,7 +22,6 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -214,13 +213,11 @@ def throughput(port: int, paths: list[str], seconds: float, clients: int = 8, pr
     q = ctx.Queue()
     ps = [ctx.Process(target=_client_proc, args=(port, paths[k::procs], clients // procs, seconds, q))
           for k in range(procs)]
-    t0 = time.perf_counter()
     for p in ps:
         p.start()
     res = [q.get() for _ in ps]
     for p in ps:
         p.join()
-    dt = time.perf_counter() - t0 - 0.0
     n = sum(r[0] for r in res)
     return n / seconds, sum(r[1] for r in res)
 

@@ -93,7 +93,7 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     import yaml
 
     from forecast.catalog import get_catalog
-    from forecast.demo import QUICK_MODEL
+    from forecast.demo import QUICK_MODEL, trained_on
     from forecast.model.config import parse_model_config
     from forecast.model.train import train_model
     from forecast.predict import Forecaster, read_inputs
@@ -117,11 +117,10 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     cfg_path = st.home / "bench-model.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     reg = ModelRegistry(st.review_database_url, st.models_dir)
-    same = [r for r in reg.list(dataset=DATASET, variable=VAR)
-            if r.snapshot == snapshot and r.hyperparameters == cfg.to_dict()]
-    if same:
-        doc = same[-1].to_json()
-        training = same[-1].extra.get("training", {})
+    same = trained_on(reg, DATASET, VAR, snapshot, cfg)
+    if same is not None:
+        doc = same.to_json()
+        training = same.extra.get("training", {})
         print(f"reusing model {doc['version']} trained on this snapshot with this config")
     else:
         doc = train_model(st, DATASET, VAR, config_path=cfg_path, by="bench", end=_train_end(st))

@@ -175,7 +175,7 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     against the baselines, pass (or fail) the promotion gate, then forecast, with one deadline fallback."""
     import yaml
 
-    from forecast.gate import check_promotion, report_record
+    from forecast.gate import check_promotion, load_report, report_record
     from forecast.hindcast import run_hindcast
     from forecast.model.config import parse_model_config
     from forecast.predict import predict
@@ -195,10 +195,8 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     say(f"\n[bold]model[/]: the nowcast U-Net ({cfg.inputs} inputs -> {cfg.leads} leads of 5 min), trained on the "
         f"first {TRAIN_HOURS} hours; the last {hours - TRAIN_HOURS:g} hours are kept for the hindcast")
     say(f"   $ forecast train {dsid} --variable {var} --config {cfg_path} --end {iso(train_end)}")
-    same = [r for r in registry.list(dataset=dsid, variable=var)
-            if r.snapshot == snapshot and r.hyperparameters == cfg.to_dict()]
-    if same:
-        rec = same[-1]
+    rec = trained_on(registry, dsid, var, snapshot, cfg)
+    if rec is not None:
         say(f"     model {rec.version} was already trained on this snapshot with this config: reusing it")
         doc = rec.to_json()
     else:
@@ -238,10 +236,7 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     rec = registry.get(rec.version)
     if rec.stage != "production":
         report_path = Path(hc["report"]["json"])
-        report_doc = json.loads(report_path.read_text())
-        import hashlib
-
-        sha = hashlib.sha256(report_path.read_bytes()).hexdigest()
+        report_doc, sha = load_report(report_path)
         decision = check_promotion(settings, registry, rec.version, report_doc)
         say(f"   $ forecast models promote {rec.version} --by duty-forecaster --reason 'beats persistence and S-PROG'")
         if decision.passed:
@@ -271,6 +266,14 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     out["fallback_demo"] = {k: rep[k] for k in ("init_time", "method", "fallback")}
     registry.close()
     return out
+
+
+def trained_on(registry, dataset: str, variable: str, snapshot: str, cfg):
+    """The newest model of (dataset, variable) trained on ``snapshot`` with config ``cfg``, or None:
+    training again would give the same model, so the demo and the model bench reuse it."""
+    same = [r for r in registry.list(dataset=dataset, variable=variable)
+            if r.snapshot == snapshot and r.hyperparameters == cfg.to_dict()]
+    return same[-1] if same else None
 
 
 def _say_forecast(say, rep: dict, cat) -> None:

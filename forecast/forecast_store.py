@@ -196,7 +196,7 @@ class ForecastStore(IcechunkRepo):
                 if old and _same_forecast(json.loads(old), provenance):
                     return WriteResult(snapshot=session.snapshot_id, written=False, group=path, init_index=slot)
             else:
-                _grow(g, catalog, variables, slot)
+                _grow(g, variables, slot)
             for v in variables:
                 g[v][slot] = np.asarray(fcst[v].values, dtype="float32")
                 g[f"{v}_annotation"][slot] = np.asarray(fcst[f"{v}_annotation"].values, dtype="uint8")
@@ -323,8 +323,7 @@ def _check_compatible(g, path: str, fcst, variables: list[str], leads_s: np.ndar
                                 f"{(fcst.sizes['y'], fcst.sizes['x'])}")
 
 
-def _grow(g, catalog: Catalog, variables: list[str], slot: int) -> None:
-    cap = g["init_time"].shape[0]
+def _grow(g, variables: list[str], slot: int) -> None:
     new_cap = (slot // _INIT_BLOCK + 1) * _INIT_BLOCK
     for name in ("init_time", "produced_at", "provenance", *variables, *(f"{v}_annotation" for v in variables)):
         a = g[name]

@@ -25,7 +25,7 @@ import numpy as np
 from forecast import __version__
 from forecast.catalog import Catalog, units_registry
 from forecast.errors import BadInputError
-from forecast.store import HASH_BYTES, NO_TIME, ObservationStore, iso, to_epoch
+from forecast.store import HASH_BYTES, ObservationStore, iso, to_epoch
 
 log = logging.getLogger(__name__)
 

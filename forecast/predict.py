@@ -53,7 +53,7 @@ class Produced:
 
 
 def input_quality(ds: xr.Dataset, variable: str) -> tuple[dict[str, float], np.ndarray]:
-    """Shares of input cells per QC state and the per-cell share of unusable inputs (y, x)."""
+    """Shares of input cells per QC state and which input cells are usable (time, y, x)."""
     from qc.flags import QCFlag, TestBit, usable_mask
 
     vals = np.asarray(ds[variable].values)
@@ -72,8 +72,7 @@ def input_quality(ds: xr.Dataset, variable: str) -> tuple[dict[str, float], np.n
     counts = np.bincount(q.ravel().astype(np.int64), minlength=10)
     shares = {f.name: round(float(counts[int(f)] / total), 6)
               for f in (QCFlag.GOOD, QCFlag.NOT_EVALUATED, QCFlag.SUSPECT, QCFlag.FAIL, QCFlag.MISSING)}
-    unusable_share = 1.0 - usable.mean(axis=0) if vals.shape[0] else np.ones(vals.shape[1:])
-    return shares, unusable_share
+    return shares, usable
 
 
 def annotate(values: np.ndarray, valid_times: np.ndarray, catalog: Catalog, variable: str,
@@ -98,13 +97,6 @@ def annotate(values: np.ndarray, valid_times: np.ndarray, catalog: Catalog, vari
     out[~np.isfinite(values)] = DEGRADED
     out[(values < lo) | (values > hi)] = IMPLAUSIBLE
     return out
-
-
-def record_for(catalog: Catalog, variable: str, when: np.datetime64 | datetime) -> dict[str, float | None]:
-    """The climatological record of the month of ``when`` (what an ``extreme`` mark refers to)."""
-    m = int(np.datetime64(when, "M").astype(int) % 12)
-    rec = catalog.variables[variable].climatological_record
-    return {"min": rec.min[m] if rec.min else None, "max": rec.max[m] if rec.max else None}
 
 
 def _software(torch_used: bool) -> dict[str, str | None]:
@@ -211,7 +203,6 @@ class Forecaster:
         with the variable's ``_qc`` / ``_qc_tests`` and revision coordinates (as `open_observations`
         gives them)."""
         from forecast.model.baselines import get_method
-        from qc.flags import usable_mask
 
         t0 = time.perf_counter()
         v = self.variable
@@ -221,12 +212,9 @@ class Forecaster:
         if obs.sizes["time"] == 0 or obs["time"].values[-1] != init64:
             raise BadInputError(f"the inputs of {self.catalog.id} end before the init time {iso(init)}")
         inputs = obs[v]
-        if f"{v}_qc" in obs:
-            mask = usable_mask(obs[f"{v}_qc"], obs[f"{v}_qc_tests"]) & np.isfinite(inputs)
-        else:
-            mask = np.isfinite(inputs)
-        mask = mask.compute() if hasattr(mask, "compute") else mask
-        shares, unusable = input_quality(obs, v)
+        shares, usable = input_quality(obs, v)
+        mask = inputs.copy(data=usable)
+        unusable = 1.0 - usable.mean(axis=0) if usable.shape[0] else np.ones(usable.shape[1:])
         degraded_share = shares["FAIL"] + shares["MISSING"]
         fallback: dict[str, str] | None = None
         out = None
@@ -334,12 +322,11 @@ def predict(settings, dataset: str, init: datetime | str, *, model: str | None =
         raise BadInputError(f"init time {iso(init_dt)} is not on the time axis of {dataset} "
                             f"(slots every {catalog.time.step} from {iso(catalog.time.start)})")
     as_of_dt = init_dt if as_of is None else (parse_time(as_of) if isinstance(as_of, str) else utc(as_of))
-    if variable is None:
-        if model is not None or len(catalog.variables) == 1:
-            variable = None if model is not None else next(iter(catalog.variables))
-        else:
+    if variable is None and model is None:  # with a model: the model's variable, below
+        if len(catalog.variables) != 1:
             raise BadInputError(f"dataset {dataset!r} has several variables ({', '.join(catalog.variables)}); "
                                 "name one with --variable")
+        variable = next(iter(catalog.variables))
     settings.home.mkdir(parents=True, exist_ok=True)
     if registry is None:
         registry = ModelRegistry(settings.review_database_url, settings.models_dir)

@@ -50,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from forecast.errors import BadInputError
+from forecast.ingest import sha256_file
 from qc.sqlstore import NAMING_CONVENTION, Id, SQLStore, UTCDateTime
 
 __all__ = [
@@ -419,7 +420,7 @@ class ModelRegistry(SQLStore):
         path = rec.checkpoint
         if not path.is_file():
             raise CheckpointMissingError(f"checkpoint of model {version} is missing at {path}")
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != rec.checkpoint_sha256:
             raise CheckpointMismatchError(version, path, rec.checkpoint_sha256, actual)
         return path
@@ -647,10 +648,3 @@ def _copy(src: Path, dest: Path) -> str:
         os.fsync(fout.fileno())
     return h.hexdigest()
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

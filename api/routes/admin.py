@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import anyio
 import msgspec
 from litestar import Request, delete, get, post
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 
 from api.auth import BEARER, read_guard, require_admin
 from api.problems import Problem

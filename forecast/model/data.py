@@ -43,33 +43,10 @@ class Series:
     attrs: dict[str, Any] = field(default_factory=dict)  # units, standard_name, physical_range...
     snapshot: str | None = None
     catalog_hash: str | None = None
-    qc: np.ndarray | None = None  # (time, y, x) uint8 aggregate flags (None when QC never ran)
-    tests: np.ndarray | None = None  # (time, y, x) uint32 test bits
 
     @property
     def n(self) -> int:
         return len(self.times)
-
-    def quality_shares(self, sl: slice | None = None) -> dict[str, float]:
-        """Share of cells GOOD / NOT_EVALUATED / SUSPECT / FAIL / MISSING over the slots ``sl``
-        (a reviewed-rejected value counts as FAIL, an accepted one as GOOD)."""
-        from qc.flags import QCFlag, TestBit
-
-        sl = sl or slice(None)
-        vals = self.values[sl]
-        total = max(vals.size, 1)
-        if self.qc is None:
-            missing = ~np.isfinite(vals)
-            return {"GOOD": 0.0, "NOT_EVALUATED": float((~missing).sum() / total), "SUSPECT": 0.0, "FAIL": 0.0,
-                    "MISSING": float(missing.sum() / total)}
-        q = self.qc[sl].copy()
-        t = self.tests[sl]
-        q[(t & np.uint32(TestBit.REVIEWED_REJECTED)) != 0] = QCFlag.FAIL
-        q[(t & np.uint32(TestBit.REVIEWED_ACCEPTED)) != 0] = QCFlag.GOOD
-        q[~np.isfinite(vals)] = QCFlag.MISSING
-        counts = np.bincount(q.ravel(), minlength=10)
-        return {f.name: float(counts[int(f)] / total) for f in
-                (QCFlag.GOOD, QCFlag.NOT_EVALUATED, QCFlag.SUSPECT, QCFlag.FAIL, QCFlag.MISSING)}
 
 
 def load_series(store, dataset: str, variable: str, *, snapshot: str | None = None,
@@ -92,7 +69,6 @@ def load_series(store, dataset: str, variable: str, *, snapshot: str | None = No
         raise BadInputError(f"dataset {dataset!r} has no observations between {start} and {end}")
     values = np.asarray(ds[variable].values, dtype=np.float32)
     finite = np.isfinite(values)
-    qc = tests = None
     if f"{variable}_qc" in ds:
         qc = np.asarray(ds[f"{variable}_qc"].values)
         tests = np.asarray(ds[f"{variable}_qc_tests"].values)
@@ -107,7 +83,7 @@ def load_series(store, dataset: str, variable: str, *, snapshot: str | None = No
                   revisions=np.asarray(ds[f"{variable}_revision"].values),
                   available_at=ds[f"{variable}_available_at"].values.astype("datetime64[s]"),
                   step=step, coords=coords, attrs=attrs, snapshot=ds.attrs.get("snapshot"),
-                  catalog_hash=ds.attrs.get("catalog_hash"), qc=qc, tests=tests)
+                  catalog_hash=ds.attrs.get("catalog_hash"))
 
 
 def _step_of(step: str) -> np.timedelta64:

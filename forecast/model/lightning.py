@@ -16,7 +16,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from forecast.model.config import ModelConfig
 from forecast.model.data import Normaliser, Series, Split, choose_transform, model_inputs, n_channels, split_windows

@@ -95,47 +95,45 @@ def make_trainer(cfg: ModelConfig, *, progress: bool = False, callbacks=(), fast
 
 
 def evaluate(module: NowcastModule, dm: NowcastDataModule) -> dict[str, Any]:
-    """Validation metrics per lead on every validation window (full grid): RMSE of the model and of
-    persistence, skill (1 - RMSE / RMSE_persistence) and, for non-negative variables, CSI at 1 and 10."""
+    """Validation metrics per lead on every validation window (full grid), by `forecast.verify`'s
+    conventions: RMSE of the model and of persistence, skill (1 - RMSE / RMSE_persistence) and, for
+    non-negative variables, CSI at 1 and 10."""
+    from forecast.verify import Verifier
+
     module.eval()
     k, n = dm.cfg.inputs, dm.cfg.leads
-    sse = np.zeros((2, n))
-    cnt = np.zeros(n)
     thr = CSI_THRESHOLDS if dm.norm.transform == "log1p" else ()
-    cont = np.zeros((2, len(thr), n, 3))  # hits, misses, false alarms
-    for i in range(len(dm.val_ds)):
+    ver = Verifier(np.arange(1, n + 1) * dm.series.step, thr, [1])
+    ny, nx = dm.series.values.shape[1:]
+    for i, start in enumerate(dm.val_starts):
         item = dm.val_ds[i]
-        ny, nx = dm.series.values.shape[1:]
         fc = module.predict_fields(item["x"].numpy(), item["base"].numpy())[:, :ny, :nx]
         last = item["x"].numpy()[k - 1, :ny, :nx]
         pers = np.broadcast_to(dm.norm.inverse(last)[None], fc.shape)
         if dm.norm.transform == "log1p":
             pers = np.maximum(pers, 0)
         obs = item["target_phys"].numpy()[:, :ny, :nx]
-        m = item["mask"].numpy()[:, :ny, :nx] > 0
-        cnt += m.sum(axis=(1, 2))
-        for j, f in enumerate((fc, pers)):
-            sse[j] += np.where(m, (f - obs) ** 2, 0).sum(axis=(1, 2))
-            for ti, t in enumerate(thr):
-                fo, oo = (f >= t) & m, (obs >= t) & m
-                cont[j, ti, :, 0] += (fo & oo).sum(axis=(1, 2))
-                cont[j, ti, :, 1] += (~fo & oo).sum(axis=(1, 2))
-                cont[j, ti, :, 2] += (fo & ~oo).sum(axis=(1, 2))
-    rmse = np.sqrt(sse / np.maximum(cnt, 1))
+        valid = item["mask"].numpy()[:, :ny, :nx] > 0
+        init = dm.series.times[start + k - 1]
+        ver.add(init, "model", fc, obs, valid)
+        ver.add(init, "persistence", pers, obs, valid)
+    summary = ver.summary(reference=None, compare=())["methods"]
+    model, pers = summary["model"], summary["persistence"]
+    rmse, rmse_p = model["continuous"]["rmse"], pers["continuous"]["rmse"]
     step_min = int(dm.series.step / np.timedelta64(1, "m"))
     leads = []
     for li in range(n):
-        row: dict[str, Any] = {"lead_minutes": (li + 1) * step_min, "rmse": float(rmse[0, li]),
-                               "rmse_persistence": float(rmse[1, li]),
-                               "skill_vs_persistence": float(1 - rmse[0, li] / rmse[1, li]) if rmse[1, li] else None,
-                               "n_cells": int(cnt[li])}
-        for ti, t in enumerate(thr):
-            for j, who in enumerate(("", "_persistence")):
-                h, mi, fa = cont[j, ti, li]
-                row[f"csi_{t:g}{who}"] = float(h / (h + mi + fa)) if h + mi + fa else None
+        row: dict[str, Any] = {"lead_minutes": (li + 1) * step_min, "rmse": rmse[li], "rmse_persistence": rmse_p[li],
+                               "skill_vs_persistence": 1 - rmse[li] / rmse_p[li] if rmse[li] is not None and rmse_p[li]
+                               else None,
+                               "n_cells": int(model["continuous"]["n"][li])}
+        for t in thr:
+            key = f"{t:g}"
+            row[f"csi_{key}"] = model["categorical"][key]["csi"][li]
+            row[f"csi_{key}_persistence"] = pers["categorical"][key]["csi"][li]
         leads.append(row)
-    return {"windows": int(len(dm.val_ds)), "leads": leads,
-            "beats_persistence_at_every_lead": bool(np.all(rmse[0] < rmse[1]))}
+    beats = all(a is not None and b is not None and a < b for a, b in zip(rmse, rmse_p))
+    return {"windows": int(len(dm.val_ds)), "leads": leads, "beats_persistence_at_every_lead": beats}
 
 
 def train_model(settings, dataset: str, variable: str, *, config_path: str | Path | None = None,
