@@ -15,7 +15,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from forecast.users import User, hash_token, role_allows
+from forecast.db.users import User, hash_token, role_allows
 
 TOKEN_CACHE_S = 2.0
 _MISSING = object()

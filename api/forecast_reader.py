@@ -198,7 +198,7 @@ class ForecastReader(HeadReader):
 
     # -- store and snapshot -----------------------------------------------------------------------
     def _open_store(self):
-        from forecast.forecast_store import ForecastStore
+        from forecast.stores.forecasts import ForecastStore
 
         return ForecastStore(self.settings.forecast_store_location, lock_timeout=self.settings.lock_timeout)
 

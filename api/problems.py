@@ -22,7 +22,7 @@ from litestar.exceptions import (
 )
 
 from forecast.errors import BadInputError
-from qc.review import FourEyesError, InvalidRequest, ItemNotFound, ReviewConflict
+from forecast.review import FourEyesError, InvalidRequest, ItemNotFound, ReviewConflict
 
 log = logging.getLogger("api")
 
@@ -162,7 +162,7 @@ def handle_internal(request: Request, exc: Exception) -> Response:
 
 
 def exception_handlers() -> dict:
-    from qc.review import ReviewError
+    from forecast.review import ReviewError
 
     return {
         Problem: handle_problem,

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from forecast.catalog import Catalog
+from forecast.catalog.models import Catalog
 from forecast.settings import Settings
 
 log = logging.getLogger("api")
@@ -37,7 +37,7 @@ class Services:
         """Catalogs by dataset id, re-read at most once a minute (a broken catalog leaves the last good set)."""
         now = time.monotonic()
         if self._catalogs is None or now - self._catalogs_at > 60:
-            from forecast.catalog import load_catalogs
+            from forecast.catalog.models import load_catalogs
 
             try:
                 cats = load_catalogs(self.settings.catalogs)
@@ -56,7 +56,7 @@ class Services:
         if self._queue is None:
             with self._lock:
                 if self._queue is None:
-                    from qc.review import ReviewQueue
+                    from forecast.review import ReviewQueue
 
                     self._queue = ReviewQueue(self.settings.review_database_url)
         return self._queue
@@ -66,7 +66,7 @@ class Services:
         if self._users is None:
             with self._lock:
                 if self._users is None:
-                    from forecast.users import UserStore
+                    from forecast.db.users import UserStore
 
                     self._users = UserStore(self.settings.review_database_url)
         return self._users
@@ -78,7 +78,7 @@ class Services:
             with self._lock:
                 if self._registry is None:
                     try:
-                        from forecast.registry import ModelRegistry
+                        from forecast.registry.store import ModelRegistry
                     except ImportError:
                         return None
                     self._registry = ModelRegistry(self.settings.review_database_url, self.settings.models_dir)

@@ -52,8 +52,8 @@ def build_store(root: Path, size: int) -> tuple[Path, list[tuple[float, float]],
     """Catalogs + a forecast store with one init; returns (catalogs dir, random lon/lat points, their x/y)."""
     import xarray as xr
 
-    from forecast.catalog import load_catalog
-    from forecast.forecast_store import ForecastStore
+    from forecast.catalog.models import load_catalog
+    from forecast.stores.forecasts import ForecastStore
 
     doc = copy.deepcopy(yaml.safe_load((REPO / "catalogs" / "radar_precip.yaml").read_text()))
     doc["grid"]["x"]["size"] = size
@@ -104,7 +104,7 @@ OPEN_LATEST = textwrap.dedent('''
     def open_latest(store):
         # the latest init of the run group, lazily (chunks=None: no dask graph over the pre-sized init axis)
         import xarray as xr
-        from forecast.forecast_store import ForecastStore
+        from forecast.stores.forecasts import ForecastStore
 
         fs = ForecastStore(store)
         session = fs.readonly()

@@ -38,7 +38,7 @@ STEP = timedelta(minutes=5)
 TRAIN_HOURS = 8
 CHILD = """
 import contextlib, json, sys
-from forecast.hindcast import run_hindcast
+from forecast.evaluation.hindcast import run_hindcast
 from forecast.settings import Settings
 a = json.loads(sys.argv[1])
 with contextlib.redirect_stdout(sys.stderr):  # pysteps' banners
@@ -52,13 +52,13 @@ def build(home: Path, n_inits: int) -> None:
     """Catalog, sample, ingest (backfill + live feed) and a small model in ``home``."""
     import yaml
 
-    from forecast.catalog import load_catalog
-    from forecast.ingest import ingest
-    from forecast.model.train import train_model
-    from forecast.qcrun import run_qc
-    from forecast.sample import generate_sample
+    from forecast.catalog.models import load_catalog
+    from forecast.ingest.batch import ingest
+    from forecast.registry.training import train_model
+    from forecast.quality.run import run_qc
+    from forecast.synthetic.generate import generate_sample
     from forecast.settings import Settings
-    from forecast.store import ObservationStore
+    from forecast.stores.observations import ObservationStore
 
     cats = home / "catalogs"
     cats.mkdir(parents=True, exist_ok=True)

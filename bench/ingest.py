@@ -64,7 +64,7 @@ def write_catalog_dir(folder: Path, doc: dict) -> Path:
     """A catalogs folder holding only this catalog (FORECAST_CATALOGS for the CLI); checked by load_catalog."""
     import yaml
 
-    from forecast.catalog import load_catalog
+    from forecast.catalog.models import load_catalog
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{DATASET}.yaml"
@@ -78,7 +78,7 @@ def generate_inputs(doc: dict, slots: int, out: Path, generator: str = "auto") -
     ``generator``: "auto" (forecast.sample when importable) or "fallback" (this module's writer)."""
     from datetime import datetime, timezone
 
-    from forecast.catalog import Catalog
+    from forecast.catalog.models import Catalog
 
     cat = Catalog.model_validate(doc)
     start = datetime.fromisoformat(START.replace("Z", "+00:00")).astimezone(timezone.utc)
@@ -86,7 +86,7 @@ def generate_inputs(doc: dict, slots: int, out: Path, generator: str = "auto") -
     generate_sample = None
     if generator == "auto":
         try:
-            from forecast.sample import generate_sample
+            from forecast.synthetic.generate import generate_sample
         except ImportError:
             pass
     if generate_sample is not None:
@@ -168,8 +168,8 @@ def empty_store_bytes(doc: dict, slots: int, where: Path) -> int:
     ``slots``): the fixed part of a store, whatever the batch."""
     import logging
 
-    from forecast.catalog import Catalog
-    from forecast.store import ObservationStore
+    from forecast.catalog.models import Catalog
+    from forecast.stores.observations import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     cat = Catalog.model_validate(doc)
@@ -224,9 +224,9 @@ def child_ingest(catalog_dir: str, store: str, files: list[str]) -> dict:
     import logging
 
     t0 = time.perf_counter()
-    from forecast.catalog import get_catalog
-    from forecast.ingest import ingest
-    from forecast.store import ObservationStore
+    from forecast.catalog.models import get_catalog
+    from forecast.ingest.batch import ingest
+    from forecast.stores.observations import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     t_import = time.perf_counter() - t0
@@ -234,7 +234,7 @@ def child_ingest(catalog_dir: str, store: str, files: list[str]) -> dict:
     t1 = time.perf_counter()
     rep = ingest(cat, files, store=ObservationStore(store))
     secs = time.perf_counter() - t1
-    import forecast.ingest as fi
+    import forecast.ingest.batch as fi
 
     return {"seconds": secs, "report_seconds": rep.seconds, "import_s": t_import, "written": len(rep.written),
             "rejected": rep.rejected[:3], "committed": rep.committed, "module": fi.__file__}

@@ -46,19 +46,19 @@ def build_demo_data(settings) -> None:
     """Samples -> ingest -> QC as the demo does (skipped when the store already holds the dataset)."""
     from rich.console import Console
 
-    from forecast.demo import run_demo
-    from forecast.store import store_for
+    from forecast.cli.demo import run_demo
+    from forecast.stores.observations import store_for
 
     store = store_for(settings)
     if store.exists():
-        from forecast.store import dataset_summary
+        from forecast.stores.observations import dataset_summary
 
         try:
             if dataset_summary(store, DATASET)["slots_filled"] > 200:
                 return
         except Exception:  # noqa: BLE001 - not there yet
             pass
-    import forecast.demo as demo
+    import forecast.cli.demo as demo
 
     real = demo._model_steps
     demo._model_steps = lambda *a, **k: {}  # data only: the bench trains below, timed
@@ -72,7 +72,7 @@ def _train_end(settings):
     """The demo's training period: the first 18 hours (the rest is held out)."""
     from datetime import timedelta
 
-    from forecast.demo import DEMO_START, TRAIN_HOURS
+    from forecast.cli.demo import DEMO_START, TRAIN_HOURS
 
     return DEMO_START[DATASET] + timedelta(hours=TRAIN_HOURS) - timedelta(minutes=5)
 
@@ -92,15 +92,15 @@ def main() -> None:
 def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> None:
     import yaml
 
-    from forecast.catalog import get_catalog
-    from forecast.demo import QUICK_MODEL, trained_on
+    from forecast.catalog.models import get_catalog
+    from forecast.cli.demo import QUICK_MODEL, trained_on
     from forecast.model.config import parse_model_config
-    from forecast.model.train import train_model
-    from forecast.predict import Forecaster, read_inputs
-    from forecast.registry import ModelRegistry
+    from forecast.registry.training import train_model
+    from forecast.nowcast.forecaster import Forecaster, read_inputs
+    from forecast.registry.store import ModelRegistry
     from forecast.settings import Settings
-    from forecast.store import open_observations, store_for
-    from forecast.verify import Verifier
+    from forecast.stores.observations import open_observations, store_for
+    from forecast.evaluation import Verifier
     from qc.flags import usable_mask
 
     repo = Path(__file__).resolve().parents[1]

@@ -74,7 +74,7 @@ def bench_catalog_doc(size: int, block: int) -> dict:
 def write_catalog(folder: Path, doc: dict):
     import yaml
 
-    from forecast.catalog import load_catalog
+    from forecast.catalog.models import load_catalog
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{DATASET}.yaml"
@@ -86,9 +86,9 @@ def build_inputs(tmp: Path, size: int, slots: int) -> dict:
     """Catalog, NetCDF inputs and an ingested store under ``tmp``; returns paths and timings."""
     import logging
 
-    from forecast.ingest import ingest
-    from forecast.sample import generate_sample
-    from forecast.store import ObservationStore
+    from forecast.ingest.batch import ingest
+    from forecast.synthetic.generate import generate_sample
+    from forecast.stores.observations import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     cat_path, cat = write_catalog(tmp / "catalogs", bench_catalog_doc(size, max(slots, 288)))
@@ -114,13 +114,13 @@ def build_inputs(tmp: Path, size: int, slots: int) -> dict:
 def _open(args):
     import logging
 
-    from forecast.catalog import load_catalog
-    from forecast.store import ObservationStore
+    from forecast.catalog.models import load_catalog
+    from forecast.stores.observations import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     cat, store = load_catalog(args.catalog), ObservationStore(args.store)
     # warm up outside the timings: imports (xarray, dask, zarr, icechunk) and the repository handle
-    from forecast.store import open_observations
+    from forecast.stores.observations import open_observations
 
     open_observations(cat.id, store=store)
     return cat, store
@@ -129,7 +129,7 @@ def _open(args):
 def child_e2e(args) -> dict:
     """``run_qc`` ``repeats`` times on the same store; the first without ``since`` (a fresh store judges
     everything), the rest with ``since=START`` (forces a re-check of every slot)."""
-    from forecast.qcrun import run_qc
+    from forecast.quality.run import run_qc
 
     cat, store = _open(args)
     secs, cpu, reports = [], [], []
@@ -160,8 +160,8 @@ def child_parts(args) -> dict:
     import dask
     import numpy as np
 
-    from forecast.qcrun import qc_config
-    from forecast.store import open_observations
+    from forecast.quality.run import qc_config
+    from forecast.stores.observations import open_observations
     from qc.pipeline import run_checks
 
     cat, store = _open(args)
@@ -213,7 +213,7 @@ def _stage(cfg, var: str, test: str):
 
 def ioos_params(cat, step_s: int) -> dict:
     """The catalog's stages in ioos_qc 3.0 terms (``qartod.*_test`` keyword arguments)."""
-    from forecast.qcrun import qc_config
+    from forecast.quality.run import qc_config
 
     cfg = qc_config(cat)
     var = cat.variables[VAR]
@@ -288,8 +288,8 @@ def child_breakdown(args) -> dict:
     import numpy as np
     import zarr
 
-    import forecast.qcrun as qr
-    import forecast.store as fs
+    import forecast.quality.run as qr
+    import forecast.stores.observations as fs
     import qc.pipeline as qp
 
     cat, store = _open(args)

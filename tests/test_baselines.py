@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from forecast.model.baselines import (
+from forecast.nowcast.baselines import (
     Climatology,
     NotFittedError,
     Nowcaster,
@@ -105,7 +105,7 @@ def test_registry_rejects_bad_options(name, options, match):
 
 
 def test_importing_the_baselines_pulls_in_neither_torch_nor_pysteps():
-    code = ("import sys, forecast.model.baselines; "
+    code = ("import sys, forecast.nowcast.baselines; "
             "bad = [m for m in ('torch', 'pysteps', 'cv2', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -457,10 +457,10 @@ def test_transposed_inputs_are_accepted():
 
 @pytest.fixture(scope="module")
 def radar_obs(tmp_path_factory):
-    from forecast.catalog import load_catalog
-    from forecast.ingest import ingest
-    from forecast.sample import generate_sample
-    from forecast.store import ObservationStore, open_observations
+    from forecast.catalog.models import load_catalog
+    from forecast.ingest.batch import ingest
+    from forecast.synthetic.generate import generate_sample
+    from forecast.stores.observations import ObservationStore, open_observations
 
     from conftest import ROOT
 

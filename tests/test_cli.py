@@ -31,7 +31,7 @@ def test_reporting_commands_take_json():
 
 
 def test_import_stays_light():
-    code = "import sys, forecast.cli, forecast.store, forecast.ingest; print('torch' in sys.modules, 'litestar' in sys.modules)"
+    code = "import sys, forecast.cli, forecast.stores.observations, forecast.ingest.batch; print('torch' in sys.modules, 'litestar' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

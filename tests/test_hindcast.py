@@ -14,13 +14,13 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import small_doc, write_catalog
-from forecast.catalog import parse_catalog
+from forecast.catalog.models import parse_catalog
 from forecast.cli import app
 from forecast.errors import BadInputError
-from forecast.ingest import ingest
-from forecast.qcrun import ReviewDecision, run_qc, write_decisions
+from forecast.ingest.batch import ingest
+from forecast.quality.run import ReviewDecision, run_qc, write_decisions
 from forecast.settings import Settings
-from forecast.store import ObservationStore, to_epoch
+from forecast.stores.observations import ObservationStore, to_epoch
 from ncfiles import write_nc
 from qc.flags import QCFlag
 
@@ -91,7 +91,7 @@ def world(tmp_path_factory):
         mp.setenv(k, v)
     mp.delenv("FORECAST_DATABASE_URL", raising=False)
     mp.delenv("FORECAST_MODELS", raising=False)
-    from forecast.model.train import train_model
+    from forecast.registry.training import train_model
 
     cfg = tmp / "tiny.yaml"
     cfg.write_text(yaml.safe_dump({"inputs": 3, "leads": 3, "network": {"base_channels": 4, "depth": 2},
@@ -117,7 +117,7 @@ def st(world, monkeypatch):
 @pytest.fixture
 def no_figures(monkeypatch):
     """Report figures cost seconds each; the numbers are what most tests check."""
-    import forecast.verify.report as report
+    import forecast.evaluation.report as report
 
     monkeypatch.setattr(report, "_figures", lambda summary, examples: [])
 
@@ -137,9 +137,9 @@ def _key_numbers(summary: dict) -> dict:
 def test_leakage_guard_and_qc_aware_verification(st, world, tmp_path, monkeypatch, no_figures):
     """Inputs as of the init (preliminary revision, late slot missing); verification on the latest
     revision with FAIL and rejected values excluded and the accepted extreme included."""
-    from forecast.hindcast import run_hindcast
-    from forecast.predict import Forecaster
-    from forecast.verify import Verifier
+    from forecast.evaluation.hindcast import run_hindcast
+    from forecast.nowcast.forecaster import Forecaster
+    from forecast.evaluation import Verifier
 
     seen_inputs: dict = {}
     produce = Forecaster.produce
@@ -199,8 +199,8 @@ def test_leakage_guard_and_qc_aware_verification(st, world, tmp_path, monkeypatc
 
 def test_verification_uses_the_final_revision(st, world, tmp_path, no_figures, monkeypatch):
     """An init whose lead verifies the revised slot is verified against the final (planted) value."""
-    from forecast.hindcast import run_hindcast
-    from forecast.verify import Verifier
+    from forecast.evaluation.hindcast import run_hindcast
+    from forecast.evaluation import Verifier
 
     added = {}
     add = Verifier.add
@@ -216,7 +216,7 @@ def test_verification_uses_the_final_revision(st, world, tmp_path, no_figures, m
 
 
 def test_resume_after_interruption_gives_the_same_numbers(st, world, tmp_path, no_figures):
-    from forecast.hindcast import run_hindcast
+    from forecast.evaluation.hindcast import run_hindcast
 
     kw = dict(model="v1", start=_at("10:00"), end=_at("11:00"), every="10min", baselines=("persistence",),
               scheduler="sync", n_boot=100, batch_size=2)
@@ -245,7 +245,7 @@ def test_resume_after_interruption_gives_the_same_numbers(st, world, tmp_path, n
 
 def test_rerun_gives_identical_numbers(st, world, tmp_path):
     """Same command, same snapshots -> identical report.json numbers (threads, all baselines, figures)."""
-    from forecast.hindcast import run_hindcast
+    from forecast.evaluation.hindcast import run_hindcast
 
     kw = dict(model="v1", start=_at("10:00"), end=_at("10:50"), every="10min", n_boot=200)
     a = run_hindcast(st, "radar_precip", out=tmp_path / "a", **kw)
@@ -294,7 +294,7 @@ def _register_garbage(reg, tmp_path, base_version: str) -> str:
     """A deliberately worse model: the trained checkpoint with noise on the output head."""
     import torch
 
-    from forecast.registry import RECORD_FIELDS
+    from forecast.registry.store import RECORD_FIELDS
 
     base = reg.get(base_version)
     ckpt = torch.load(reg.checkpoint_path(base_version), map_location="cpu", weights_only=False)
@@ -311,8 +311,8 @@ def _register_garbage(reg, tmp_path, base_version: str) -> str:
 
 
 def test_gate_accepts_a_better_model_and_refuses_a_worse_one(st, world, tmp_path, no_figures):
-    from forecast.gate import check_promotion
-    from forecast.registry import ModelRegistry
+    from forecast.registry.gate import check_promotion
+    from forecast.registry.store import ModelRegistry
 
     hind = ["hindcast", "radar_precip", "--start", "2026-07-15T10:00Z", "--end", "2026-07-15T11:30Z",
             "--every", "10min", "--baselines", "persistence,sprog", "--n-boot", "300"]
@@ -358,7 +358,7 @@ def test_distributed_scheduler_gives_the_same_numbers(st, world, tmp_path, no_fi
     """`--scheduler ADDRESS`: the tasks run on a dask.distributed cluster, with the same numbers."""
     from distributed import LocalCluster
 
-    from forecast.hindcast import run_hindcast
+    from forecast.evaluation.hindcast import run_hindcast
 
     kw = dict(model="v1", start=_at("10:00"), end=_at("10:20"), every="10min", baselines=("persistence",), n_boot=50)
     local = run_hindcast(st, "radar_precip", out=tmp_path / "local", scheduler="sync", **kw)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from conftest import T0
 from forecast.cli import app
 from forecast.errors import BadInputError, StoreError
-from forecast.ingest import ingest
-from forecast.store import ObservationStore, dataset_summary, open_observations
+from forecast.ingest.batch import ingest
+from forecast.stores.observations import ObservationStore, dataset_summary, open_observations
 from ncfiles import field, write_nc
 
 P = "precipitation_rate"
@@ -262,7 +262,7 @@ def test_parallel_local_processes_equal_in_process(radar, tmp_path):
 def test_real_ostia_file_from_iris_sample_data(tmp_path):
     import iris_sample_data
 
-    from forecast.catalog import load_catalog
+    from forecast.catalog.models import load_catalog
     from conftest import ROOT
 
     src = Path(iris_sample_data.__file__).parent / "sample_data" / "ostia_monthly.nc"

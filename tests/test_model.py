@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, small_doc, write_catalog
-from forecast.catalog import parse_catalog
+from forecast.catalog.models import parse_catalog
 from forecast.errors import BadInputError
 from forecast.model.config import ModelConfig, load_model_config, parse_model_config
 from forecast.model.data import (Normaliser, Series, advect, estimate_motion, model_inputs, probability_match,
@@ -149,7 +149,7 @@ def test_lightning_fast_dev_run_on_cpu():
     import lightning as L
 
     from forecast.model.lightning import NowcastDataModule, NowcastModule
-    from forecast.model.train import make_trainer
+    from forecast.registry.training import make_trainer
 
     cfg = ModelConfig.model_validate(TINY)
     L.seed_everything(0, verbose=False)
@@ -163,7 +163,7 @@ def test_lightning_fast_dev_run_on_cpu():
 
 
 def test_import_forecast_and_qc_do_not_import_torch():
-    code = ("import sys, forecast, qc, forecast.cli, forecast.predict, forecast.registry, forecast.model.baselines; "
+    code = ("import sys, forecast, qc, forecast.cli, forecast.nowcast.forecaster, forecast.registry.store, forecast.nowcast.baselines; "
             "sys.exit(1 if 'torch' in sys.modules or 'lightning' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
@@ -173,12 +173,12 @@ def test_import_forecast_and_qc_do_not_import_torch():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A 3 h radar sample on a 32 x 48 grid, ingested and QC'd; a tiny model trained and registered."""
-    from forecast.ingest import ingest
-    from forecast.model.train import train_model
-    from forecast.qcrun import run_qc
-    from forecast.sample import generate_sample
+    from forecast.ingest.batch import ingest
+    from forecast.registry.training import train_model
+    from forecast.quality.run import run_qc
+    from forecast.synthetic.generate import generate_sample
     from forecast.settings import Settings
-    from forecast.store import store_for
+    from forecast.stores.observations import store_for
 
     tmp = tmp_path_factory.mktemp("modelworld")
     doc = small_doc("radar_precip", ny=32, nx=48)
@@ -203,10 +203,10 @@ AS_OF = START + timedelta(hours=HOURS)
 
 def test_train_registers_a_candidate_with_everything_that_made_it(world):
     st, cat, doc, _ = world
-    from forecast.registry import ModelRegistry
+    from forecast.registry.store import ModelRegistry
 
     assert doc["version"] == "v1" and doc["stage"] == "candidate"
-    from forecast.store import store_for
+    from forecast.stores.observations import store_for
 
     assert doc["snapshot"] == store_for(st).head()
     assert doc["catalog_hash"] == cat.hash and len(doc["qc_config_hash"]) == 64
@@ -222,14 +222,14 @@ def test_train_registers_a_candidate_with_everything_that_made_it(world):
 
 
 def _predict(st, **kw):
-    from forecast.predict import predict
+    from forecast.nowcast.forecaster import predict
 
     return predict(st, "radar_precip", INIT, as_of=AS_OF, **kw)
 
 
 def test_predict_with_the_named_model_writes_provenance_and_annotations(world):
     st, cat, doc, _ = world
-    from forecast.forecast_store import forecast_store_for
+    from forecast.stores.forecasts import forecast_store_for
 
     rep = _predict(st, model="v1")
     assert rep["method"] == "model" and rep["fallback"] is None and rep["run"] == "v1"
@@ -277,7 +277,7 @@ def test_fallback_when_the_deadline_is_missed(world):
 
 def test_fallback_when_inputs_are_mostly_fail(world, monkeypatch):
     st, *_ = world
-    import forecast.predict as fp
+    import forecast.nowcast.forecaster as fp
     from qc.flags import QCFlag
 
     real = fp.read_inputs
@@ -299,7 +299,7 @@ def test_fallback_when_inputs_are_mostly_fail(world, monkeypatch):
 
 def test_fallback_when_the_checkpoint_is_deleted_or_tampered(world):
     st, *_ = world
-    from forecast.registry import ModelRegistry
+    from forecast.registry.store import ModelRegistry
 
     reg = ModelRegistry(st.review_database_url, st.models_dir)
     ckpt = reg.get("v1").checkpoint
@@ -316,8 +316,8 @@ def test_fallback_when_the_checkpoint_is_deleted_or_tampered(world):
 
 
 def test_annotations_mark_implausible_extreme_and_degraded_without_clipping():
-    from forecast.catalog import load_catalog
-    from forecast.predict import annotate
+    from forecast.catalog.models import load_catalog
+    from forecast.nowcast.forecaster import annotate
 
     cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")
     v = np.array([[[1.0, 260.0, 600.0, -1.0]]], np.float32)  # July record 250, range 0..500

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from forecast.catalog import load_catalog
+from forecast.catalog.models import load_catalog
 from forecast.cli import app
-from forecast.ingest import ingest
-from forecast.qcrun import ReviewDecision, _segments, qc_config, run_qc, temporal_halo, write_decisions
-from forecast.sample import generate_sample
-from forecast.store import ObservationStore, open_observations
+from forecast.ingest.batch import ingest
+from forecast.quality.run import ReviewDecision, _segments, qc_config, run_qc, temporal_halo, write_decisions
+from forecast.synthetic.generate import generate_sample
+from forecast.stores.observations import ObservationStore, open_observations
 from qc.flags import QCFlag, TestBit
 
 P = "precipitation_rate"
@@ -241,7 +241,7 @@ def test_record_storm_is_one_queue_item_and_decisions_reach_the_flags(tmp_path, 
 
 def test_qc_run_writes_decisions_taken_elsewhere_into_the_flags(tmp_path, monkeypatch):
     """A decision taken through the API (queue only, no write-back) reaches the flags on the next qc run."""
-    from qc.review import ReviewQueue
+    from forecast.review import ReviewQueue
 
     cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")
     manifest = generate_sample(cat, start=START, hours=1, out=tmp_path / "s", faults=["record_extreme"], seed=11)

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from forecast.cli import app
 from forecast.errors import BadInputError
-from forecast.registry import (
+from forecast.registry.store import (
     CheckpointMismatchError,
     CheckpointMissingError,
     InvalidStageChangeError,
@@ -374,7 +374,7 @@ def test_an_unknown_version_names_the_known_ones(reg, tmp_path):
 
 
 def test_import_leaves_torch_out():
-    code = "import sys, forecast.registry, forecast.cli; print('torch' in sys.modules, 'lightning' in sys.modules)"
+    code = "import sys, forecast.registry.store, forecast.cli; print('torch' in sys.modules, 'lightning' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split() == ["False", "False"]
 
@@ -468,7 +468,7 @@ def test_cli_human_output(cli_db, tmp_path):
 
 
 def test_the_registry_shares_the_review_queue_database(tmp_path):
-    from qc.review import ReviewQueue
+    from forecast.review import ReviewQueue
 
     url = f"sqlite:///{tmp_path}/home/review.db"
     with ReviewQueue(url) as queue, ModelRegistry(url, tmp_path / "models") as reg:

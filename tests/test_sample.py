@@ -13,9 +13,9 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 
-from forecast.catalog import Catalog, load_catalog
+from forecast.catalog.models import Catalog, load_catalog
 from forecast.errors import BadInputError
-from forecast.sample import FAULTS, generate_sample
+from forecast.synthetic.generate import FAULTS, generate_sample
 
 CATALOGS = Path(__file__).resolve().parents[1] / "catalogs"
 JULY = datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc)

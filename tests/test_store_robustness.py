@@ -17,9 +17,9 @@ import pytest
 import xarray as xr
 
 from conftest import T0, small_doc, write_catalog
-from forecast.catalog import load_catalog
-from forecast.ingest import ingest
-from forecast.store import ObservationStore, open_observations
+from forecast.catalog.models import load_catalog
+from forecast.ingest.batch import ingest
+from forecast.stores.observations import ObservationStore, open_observations
 from ncfiles import field, write_nc
 
 P = "precipitation_rate"

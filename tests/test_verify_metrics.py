@@ -26,7 +26,7 @@ from scores.continuous.correlation import pearsonr
 from scores.spatial import fss_2d
 
 from forecast.errors import BadInputError
-from forecast.verify.metrics import CONVENTIONS, Verifier, categorical_scores, fss_counts
+from forecast.evaluation.metrics import CONVENTIONS, Verifier, categorical_scores, fss_counts
 
 LEADS = np.array([5, 10, 15], dtype="timedelta64[m]")
 T0 = np.datetime64("2026-07-15T12:00", "s")

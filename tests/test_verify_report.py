@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from forecast.verify.metrics import Verifier
-from forecast.verify.report import terminal_summary, verdict, write_report
+from forecast.evaluation.metrics import Verifier
+from forecast.evaluation.report import terminal_summary, verdict, write_report
 
 LEADS = np.arange(1, 13) * np.timedelta64(5, "m")
 T0 = np.datetime64("2026-07-15T12:00", "s")

@@ -636,7 +636,7 @@ def _forecast_area(request, reader: ForecastReader, view: RunView, geom, param, 
         v[:, ~inside] = np.nan
         data[n], ann[n] = v, c
     if fmt == "netcdf":
-        from forecast.forecast_store import annotation_attrs
+        from forecast.stores.forecasts import annotation_attrs
 
         nc = {}
         for n in names:

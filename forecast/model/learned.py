@@ -11,7 +11,7 @@ import torch
 import xarray as xr
 
 from forecast.errors import BadInputError
-from forecast.model.baselines import _check_n_leads, _check_step, _output, _prepare
+from forecast.nowcast.baselines import _check_n_leads, _check_step, _output, _prepare
 from forecast.model.data import model_inputs, probability_match
 from forecast.model.lightning import NowcastModule
 
@@ -38,7 +38,7 @@ class LearnedNowcaster:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, version: str | None = None, sha256: str | None = None,
                         device: str = "cpu") -> LearnedNowcaster:
-        from forecast.model.train import quiet_lightning
+        from forecast.registry.training import quiet_lightning
 
         quiet_lightning()
         module = NowcastModule.load_from_checkpoint(str(path), map_location=device, weights_only=False)

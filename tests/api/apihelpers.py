@@ -80,14 +80,14 @@ def auth(world, role: str) -> dict[str, str]:
 
 
 def build_world(tmp):
-    from forecast.catalog import load_catalog
-    from forecast.forecast_store import ForecastStore
-    from forecast.ingest import ingest
-    from forecast.qcrun import run_qc
-    from forecast.sample import generate_sample
-    from forecast.store import ObservationStore
-    from forecast.users import UserStore
-    from qc.review import ReviewQueue
+    from forecast.catalog.models import load_catalog
+    from forecast.stores.forecasts import ForecastStore
+    from forecast.ingest.batch import ingest
+    from forecast.quality.run import run_qc
+    from forecast.synthetic.generate import generate_sample
+    from forecast.stores.observations import ObservationStore
+    from forecast.db.users import UserStore
+    from forecast.review import ReviewQueue
 
     doc = small_doc("radar_precip", ny=64, nx=64)
     cat = load_catalog(write_catalog(tmp / "catalogs", doc))

@@ -89,7 +89,7 @@ def test_tokens_are_stored_hashed(world):
     raw = (world["home"] / "review.db").read_bytes()
     for token in world["tokens"].values():
         assert token.encode() not in raw
-    from forecast.users import UserStore, hash_token
+    from forecast.db.users import UserStore, hash_token
 
     with UserStore(world["db"]) as users:
         assert users.authenticate(world["tokens"]["admin"]).name == "ada"
@@ -123,7 +123,7 @@ def test_users_cli(tmp_path, monkeypatch):
 def test_users_on_postgresql():
     from sqlalchemy import create_engine, text
 
-    from forecast.users import UserStore
+    from forecast.db.users import UserStore
 
     url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     try:

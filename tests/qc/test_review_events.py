@@ -11,7 +11,7 @@ import pytest
 
 from qc.errors import QCError
 from qc.flags import QCFlag, TestBit
-from qc.review.events import (
+from qc.events import (
     cells_from_bytes,
     cells_to_bytes,
     event_key,

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, delete, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from qc.flags import QCFlag, TestBit
-from qc.review import (
+from forecast.review import (
     FourEyesError,
     InvalidDecision,
     InvalidRequest,
@@ -32,7 +32,7 @@ from qc.review import (
     ReviewQueue,
     find_events,
 )
-from qc.review.models import AuditRow, ItemRow
+from forecast.review.models import AuditRow, ItemRow
 
 PG_URL = os.environ.get("REVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 T0 = np.datetime64("2026-07-15T12:00:00")

@@ -1,0 +1,158 @@
+"""The review queue's tables: items (one per event), their cells (one compact blob per item),
+decisions, and the append-only audit log. Plain SQLAlchemy 2.0 declarative models; the queue
+works on them with Core statements so that every write is an explicit, checkable statement.
+
+Layout (table: columns):
+
+- ``review_items``: id, key (sha256, unique), dataset, variable, state (open / pending /
+  decided), version (optimistic concurrency), hazard, exceeds_record, t_first, t_last,
+  n_slots, n_cells, n_decided, iy0, iy1, ix0, ix1, lat/lon and y/x boxes, max/min/peak value,
+  peak_time / peak_iy / peak_ix, side, record, excess, relative_excess, tests (bitmask),
+  resolution (accepted / rejected / mixed once decided), pending_by, created_at, updated_at,
+  updated_by.
+- ``review_item_cells``: item_id, n, encoding, data (zlib of little-endian int64 triplets
+  ``(slot epoch s, iy, ix)``, sorted).
+- ``review_decisions``: id, item_id, action (accept / reject), status (final /
+  awaiting_second / confirmed / overruled), outcome (accepted / rejected for final rows),
+  by, comment, at, n_cells, cells (same encoding), resolves (the pending reject a confirmation
+  or an accept resolved), item_version and item_state (what the decision left the item at),
+  written_snapshot, written_at (the store commit carrying it into the flags).
+- ``review_audit``: id, at, actor, action, item_id, decision_id, details (JSON). Append-only:
+  the queue has no update or delete for it, and a database trigger refuses both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from forecast.db.engine import NAMING_CONVENTION, Id, UTCDateTime
+
+__all__ = [
+    "Base",
+    "ItemRow",
+    "ItemCellsRow",
+    "DecisionRow",
+    "AuditRow",
+    "UTCDateTime",
+    "metadata",
+    "CELLS_ENCODING",
+]
+
+#: how cell triplets are stored in the blob columns
+CELLS_ENCODING = "zlib+int64le(t,iy,ix)"
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+metadata = Base.metadata
+
+
+class ItemRow(Base):
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    dataset: Mapped[str] = mapped_column(String(200))
+    variable: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    hazard: Mapped[float] = mapped_column(Float)
+    exceeds_record: Mapped[bool] = mapped_column(Boolean)
+    t_first: Mapped[datetime] = mapped_column(UTCDateTime)
+    t_last: Mapped[datetime] = mapped_column(UTCDateTime)
+    n_slots: Mapped[int] = mapped_column(Integer)
+    n_cells: Mapped[int] = mapped_column(Integer)
+    n_decided: Mapped[int] = mapped_column(Integer)
+    iy0: Mapped[int] = mapped_column(Integer)
+    iy1: Mapped[int] = mapped_column(Integer)
+    ix0: Mapped[int] = mapped_column(Integer)
+    ix1: Mapped[int] = mapped_column(Integer)
+    lat_min: Mapped[float | None] = mapped_column(Float)
+    lat_max: Mapped[float | None] = mapped_column(Float)
+    lon_min: Mapped[float | None] = mapped_column(Float)
+    lon_max: Mapped[float | None] = mapped_column(Float)
+    y_min: Mapped[float | None] = mapped_column(Float)
+    y_max: Mapped[float | None] = mapped_column(Float)
+    x_min: Mapped[float | None] = mapped_column(Float)
+    x_max: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    peak_value: Mapped[float | None] = mapped_column(Float)
+    peak_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    peak_iy: Mapped[int] = mapped_column(Integer)
+    peak_ix: Mapped[int] = mapped_column(Integer)
+    side: Mapped[str | None] = mapped_column(String(3))
+    record: Mapped[float | None] = mapped_column(Float)
+    excess: Mapped[float | None] = mapped_column(Float)
+    relative_excess: Mapped[float | None] = mapped_column(Float)
+    tests: Mapped[int] = mapped_column(BigInteger)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    pending_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_review_items_state_hazard", "state", "hazard"),
+        Index("ix_review_items_dataset_state", "dataset", "state"),
+    )
+
+
+class ItemCellsRow(Base):
+    __tablename__ = "review_item_cells"
+
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("review_items.id"), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    encoding: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DecisionRow(Base):
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("review_items.id"), index=True)
+    action: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    n_cells: Mapped[int] = mapped_column(Integer)
+    cells: Mapped[bytes] = mapped_column(LargeBinary)
+    resolves: Mapped[int | None] = mapped_column(Id, ForeignKey("review_decisions.id"))
+    item_version: Mapped[int] = mapped_column(Integer)
+    item_state: Mapped[str] = mapped_column(String(16))
+    written_snapshot: Mapped[str | None] = mapped_column(String(200))
+    written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_review_decisions_status_written", "status", "written_snapshot"),)
+
+
+class AuditRow(Base):
+    __tablename__ = "review_audit"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    item_id: Mapped[int | None] = mapped_column(Id, ForeignKey("review_items.id"), index=True)
+    decision_id: Mapped[int | None] = mapped_column(Id, ForeignKey("review_decisions.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
