@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
 
 from api.problems import Problem
+from forecast.timeutil import iso, parse_time  # noqa: F401 - iso is re-exported to the routes
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _POINT_RE = re.compile(rf"^\s*POINT\s*\(\s*({_NUM})\s+({_NUM})\s*\)\s*$", re.IGNORECASE)
@@ -105,14 +106,10 @@ def parse_bbox(text: str | None, param: str = "bbox"):
 
 def parse_instant(text: str, param: str, part: str | None = None) -> datetime:
     where = f"{param}" + (f" ({part})" if part else "")
-    t = text.strip()
-    if t.endswith(("Z", "z")):
-        t = t[:-1] + "+00:00"
     try:
-        d = datetime.fromisoformat(t)
+        return parse_time(text)
     except ValueError:
         raise Problem(400, f"{where}: {text!r} is not an ISO-8601 time like 2026-07-15T12:00:00Z") from None
-    return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
 
 
 def parse_datetime(text: str | None, param: str = "datetime") -> tuple[int | None, int | None] | None:
@@ -144,10 +141,6 @@ def parse_names(text: str | None, valid: list[str], param: str = "parameter-name
     if bad:
         raise Problem(400, f"{param}: unknown parameter {bad[0]!r}; valid parameters are: {', '.join(valid)}")
     return list(dict.fromkeys(names))
-
-
-def iso(t: int | float) -> str:
-    return datetime.fromtimestamp(int(t), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @lru_cache(maxsize=32)

@@ -15,7 +15,8 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter as PCounter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as PCounter
 from prometheus_client.core import GaugeMetricFamily
 
 access_log = logging.getLogger("api.access")

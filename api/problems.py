@@ -23,6 +23,7 @@ from litestar.exceptions import (
 
 from forecast.errors import BadInputError
 from forecast.review import FourEyesError, InvalidRequest, ItemNotFound, ReviewConflict
+from forecast.timeutil import iso
 
 log = logging.getLogger("api")
 
@@ -146,7 +147,7 @@ def handle_review(request: Request, exc: Exception) -> Response:
         return problem_response(request, 404, str(exc), kind="not-found")
     if isinstance(exc, ReviewConflict):
         return problem_response(request, 409, str(exc), kind="review-conflict", decided_by=exc.by,
-                                decided_at=exc.at.strftime("%Y-%m-%dT%H:%M:%SZ"), state=exc.state,
+                                decided_at=iso(exc.at), state=exc.state,
                                 version=exc.version)
     if isinstance(exc, FourEyesError):
         return problem_response(request, 409, str(exc), kind="four-eyes")

@@ -58,7 +58,7 @@ class Services:
                 if self._queue is None:
                     from forecast.review import ReviewQueue
 
-                    self._queue = ReviewQueue(self.settings.review_database_url)
+                    self._queue = ReviewQueue(self.settings.db_url)
         return self._queue
 
     @property
@@ -68,7 +68,7 @@ class Services:
                 if self._users is None:
                     from forecast.db.users import UserStore
 
-                    self._users = UserStore(self.settings.review_database_url)
+                    self._users = UserStore(self.settings.db_url)
         return self._users
 
     @property
@@ -81,7 +81,7 @@ class Services:
                         from forecast.registry.store import ModelRegistry
                     except ImportError:
                         return None
-                    self._registry = ModelRegistry(self.settings.review_database_url, self.settings.models_dir)
+                    self._registry = ModelRegistry(self.settings.db_url, self.settings.models_dir)
         return self._registry
 
     def close(self) -> None:

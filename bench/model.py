@@ -116,7 +116,7 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     cfg = load_model_config(config) if config else parse_model_config(QUICK_MODEL if quick else {})
     cfg_path = st.home / "bench-model.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    reg = ModelRegistry(st.review_database_url, st.models_dir)
+    reg = ModelRegistry(st.db_url, st.models_dir)
     same = trained_on(reg, DATASET, VAR, snapshot, cfg)
     if same is not None:
         doc = same.to_json()

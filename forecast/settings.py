@@ -21,7 +21,9 @@ class Settings(BaseSettings):
         "Default: HOME/observations.icechunk.",
     )
     quarantine: Path | None = Field(None, description="Where rejected input files go. Default: HOME/quarantine.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL of the review queue database.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the service database (review queue, model registry, API users, "
+        "monitoring). Default: sqlite:///HOME/review.db.")
     dask_scheduler: str | None = Field(
         None, description="Address of a dask.distributed scheduler (tcp://host:port); default: local processes."
     )
@@ -65,7 +67,8 @@ class Settings(BaseSettings):
         return self.store or str(self.home / "observations.icechunk")
 
     @property
-    def review_database_url(self) -> str:
+    def db_url(self) -> str:
+        """The service database's URL: ``database_url``, or the SQLite file under ``home``."""
         return self.database_url or f"sqlite:///{(self.home / 'review.db').absolute()}"
 
     @property

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import itertools
 import operator
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np

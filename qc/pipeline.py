@@ -14,7 +14,15 @@ from qc import checks as C
 from qc._lazy import is_dask, run_core
 from qc.config import TEMPORAL_TESTS, QCConfig, VariableMeta, load_qc_config
 from qc.errors import QCConfigError, QCError
-from qc.flags import _PACK_DTYPE, _PACK_SHIFT, _aggregate_np, _split_packed, cf_attrs, qc_name, tests_name
+from qc.flags import (
+    _PACK_DTYPE,
+    _PACK_SHIFT,
+    _aggregate_np,
+    _split_packed,
+    cf_attrs,
+    qc_name,
+    tests_name,
+)
 
 __all__ = ["run_checks"]
 

@@ -20,7 +20,8 @@ from forecast.errors import BadInputError
 from forecast.ingest.batch import ingest
 from forecast.quality.run import ReviewDecision, run_qc, write_decisions
 from forecast.settings import Settings
-from forecast.stores.observations import ObservationStore, to_epoch
+from forecast.stores.observations import ObservationStore
+from forecast.timeutil import to_epoch
 from ncfiles import write_nc
 from qc.flags import QCFlag
 
@@ -334,7 +335,7 @@ def test_gate_accepts_a_better_model_and_refuses_a_worse_one(st, world, tmp_path
     assert {(c["reference"], c["lead_minutes"]) for c in rep["gate"]["comparisons"]} == {
         ("persistence", 5), ("sprog", 5), ("persistence", 15), ("sprog", 15)}
 
-    with ModelRegistry(st.review_database_url, st.models_dir) as reg:
+    with ModelRegistry(st.db_url, st.models_dir) as reg:
         worse = _register_garbage(reg, tmp_path, "v1")
         # a report of v1 is no report of v2
         v1_report = json.loads(next((st.home / "hindcasts").glob("*v1*/report.json")).read_text())

@@ -213,7 +213,7 @@ def test_train_registers_a_candidate_with_everything_that_made_it(world):
     assert doc["hyperparameters"]["inputs"] == 3 and doc["versions"]["torch"].startswith("2.13")
     assert [r["lead_minutes"] for r in doc["metrics"]["leads"]] == [5, 10, 15]
     assert all("rmse_persistence" in r for r in doc["metrics"]["leads"])
-    reg = ModelRegistry(st.review_database_url, st.models_dir)
+    reg = ModelRegistry(st.db_url, st.models_dir)
     ckpt = reg.checkpoint_path("v1")
     import hashlib
 
@@ -301,7 +301,7 @@ def test_fallback_when_the_checkpoint_is_deleted_or_tampered(world):
     st, *_ = world
     from forecast.registry.store import ModelRegistry
 
-    reg = ModelRegistry(st.review_database_url, st.models_dir)
+    reg = ModelRegistry(st.db_url, st.models_dir)
     ckpt = reg.get("v1").checkpoint
     saved = ckpt.read_bytes()
     try:

@@ -17,12 +17,22 @@ import anyio
 import msgspec
 import numpy as np
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import Parameter, QueryParameter
 
 from api import edr
 from api.auth import BEARER, read_guard
 from api.forecast_reader import ANNOTATIONS, PRODUCTION, ForecastReader, RunView
-from api.geo import iso, parse_bbox, parse_datetime, parse_instant, parse_names, parse_point, parse_polygon
+from api.geo import (
+    iso,
+    parse_bbox,
+    parse_datetime,
+    parse_instant,
+    parse_names,
+    parse_point,
+    parse_polygon,
+)
 from api.obs_reader import FLAG_NAMES, ObsView, test_names
 from api.problems import Problem
 from api.schemas import (
@@ -34,8 +44,6 @@ from api.schemas import (
     CoverageDoc,
     problem_specs,
 )
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
 
 JSON_MEDIA = "application/json"
 COVJSON_MEDIA = "application/prs.coverage+json"

@@ -11,6 +11,7 @@ from litestar import Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.schemas import HealthDoc, ReadyDoc
+from forecast.timeutil import iso
 
 STALE_CYCLES = 3  # a forecast older than this many init steps is stale
 
@@ -52,7 +53,7 @@ def _checks(request: Request) -> tuple[bool, dict[str, Any]]:
                 ages[v.collection_id] = {"latest_init": None, "stale": True}
                 continue
             age = time.time() - v.init_s(v.latest)
-            ages[v.collection_id] = {"latest_init": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v.init_s(v.latest))),
+            ages[v.collection_id] = {"latest_init": iso(v.init_s(v.latest)),
                                      "age_s": round(age, 1), "cycle_s": v.step_s,
                                      "stale": age > STALE_CYCLES * v.step_s}
         fc["forecasts"] = ages

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Annotated, Any
 
 import anyio
@@ -17,6 +17,7 @@ from api.auth import BEARER, current_user, require, require_operator
 from api.geo import iso, parse_instant
 from api.problems import Problem
 from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc, problem_specs
+from forecast.serialize import jsonable
 
 CONTEXT_CELLS = 48  # at most this many rows / columns of context around an item
 CONTEXT_SLOTS = 36  # and this many slots
@@ -25,26 +26,12 @@ MAX_ID = 2**53  # ids beyond any database's reach are refused up front
 ItemId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="Review item id")]
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return iso(v.timestamp())
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def item_doc(item) -> dict:
     d = asdict(item)
     d.pop("cells", None)
     for dec in d.get("decisions", []) or []:
         dec.pop("cells", None)
-    return _jsonable(d)
+    return jsonable(d)
 
 
 @get("/review/items", guards=[require("reader")], security=BEARER, tags=["review"], summary="Review items",
@@ -168,7 +155,7 @@ async def audit(request: Request, item_id: Annotated[int | None, Parameter(ge=1,
     """Append-only audit rows, oldest first; page with ``since_id``."""
     q = request.app.state.services.queue
     rows = await anyio.to_thread.run_sync(lambda: q.audit_log(item_id=item_id, since_id=since_id, limit=limit))
-    entries = [_jsonable(asdict(r)) for r in rows]
+    entries = [jsonable(asdict(r)) for r in rows]
     return AuditDoc(entries=entries, next_since_id=rows[-1].id if rows else since_id)
 
 

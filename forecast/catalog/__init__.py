@@ -1,1 +1,18 @@
-"""TODO"""
+"""Dataset catalogs (``catalogs/*.yaml``): the typed, strictly validated description of each dataset."""
+
+from forecast.catalog.models import (
+    Catalog,
+    Grid,
+    TimeAxis,
+    Variable,
+    catalog_files,
+    get_catalog,
+    json_schema,
+    load_catalog,
+    load_catalogs,
+    parse_catalog,
+    units_registry,
+)
+
+__all__ = ["Catalog", "Grid", "TimeAxis", "Variable", "catalog_files", "get_catalog", "json_schema", "load_catalog",
+           "load_catalogs", "parse_catalog", "units_registry"]

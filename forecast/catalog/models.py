@@ -19,7 +19,14 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from forecast.errors import CatalogError, UnknownDatasetError
 from qc.config import QCConfig
@@ -448,21 +455,6 @@ def json_schema() -> dict:
     return schema
 
 
-def utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO-8601 time; naive times are UTC. Raises ValueError with the text when unreadable."""
-    t = text.strip()
-    if t.endswith("Z"):
-        t = t[:-1] + "+00:00"
-    try:
-        return utc(datetime.fromisoformat(t))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO-8601 time like 2026-07-15T12:00Z") from None
-
-
 __all__ = [
     "Catalog",
     "Grid",
@@ -472,5 +464,4 @@ __all__ = [
     "load_catalogs",
     "get_catalog",
     "json_schema",
-    "parse_time",
 ]

@@ -88,7 +88,7 @@ def _fail(as_json: bool, code: int, message: str, **extra: Any) -> None:
 def _time(value: str | None, what: str) -> datetime | None:
     if value is None:
         return None
-    from forecast.catalog.models import parse_time
+    from forecast.timeutil import parse_time
 
     try:
         return parse_time(value)
@@ -100,20 +100,23 @@ def _duration(value: str | None, what: str):
     """A duration such as 2min, 90s, 1h (pandas spelling) as a timedelta, or a one-sentence error."""
     if value is None:
         return None
-    import pandas as pd
+    from forecast.timeutil import parse_duration
 
     try:
-        td = pd.Timedelta(value)
-    except (ValueError, TypeError):
-        raise BadInputError(f"{what}: {value!r} is not a duration (e.g. 2min, 90s, 1h)") from None
-    if pd.isna(td):
-        raise BadInputError(f"{what}: {value!r} is not a duration (e.g. 2min, 90s, 1h)")
-    return td.to_pytimedelta()
+        return parse_duration(value)
+    except ValueError as e:
+        raise BadInputError(f"{what}: {e}") from None
 
 
 def _progress(description: str, enabled: bool):
     """A rich progress bar on stderr (never on stdout, which --json keeps clean)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     if not enabled or not err.is_terminal:
         class _Null:
@@ -390,7 +393,7 @@ def _queue(st: Settings):
     from forecast.review import ReviewQueue
 
     st.home.mkdir(parents=True, exist_ok=True)
-    return ReviewQueue(st.review_database_url)
+    return ReviewQueue(st.db_url)
 
 
 def _item_doc(item) -> dict:
@@ -400,7 +403,9 @@ def _item_doc(item) -> dict:
     doc.pop("cells", None)
     for d in doc.get("decisions", []) or []:
         d.pop("cells", None)
-    return json.loads(json.dumps(doc, default=str))
+    from forecast.serialize import jsonable
+
+    return jsonable(doc)
 
 
 @qc_app.command("queue")
@@ -470,8 +475,13 @@ def qc_decide(
     """Decide a review item; final decisions are written into the store's flags at once."""
     from forecast.catalog.models import get_catalog
     from forecast.quality.run import apply_pending_decisions
+    from forecast.review import (
+        FourEyesError,
+        InvalidRequest,
+        ItemNotFound,
+        ReviewConflict,
+    )
     from forecast.stores.observations import store_for
-    from forecast.review import FourEyesError, InvalidRequest, ItemNotFound, ReviewConflict
 
     def body():
         st = _settings()
@@ -611,8 +621,10 @@ def demo(
 # -- sub-command groups defined in their own modules register here (one line each) --
 import forecast.cli.hindcast  # noqa: E402,F401
 from forecast.cli.models import models_app  # noqa: E402
+
 app.add_typer(models_app, name="models")
 from forecast.cli.users import users_app  # noqa: E402
+
 app.add_typer(users_app, name="users")
 
 

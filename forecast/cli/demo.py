@@ -21,7 +21,8 @@ from forecast.catalog.models import get_catalog, load_catalogs
 from forecast.ingest.batch import ingest
 from forecast.quality.run import apply_pending_decisions, run_qc
 from forecast.settings import Settings
-from forecast.stores.observations import dataset_summary, iso, open_observations, store_for
+from forecast.stores.observations import dataset_summary, open_observations, store_for
+from forecast.timeutil import iso
 
 DEMO_START = {"radar_precip": datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc),
               "surface_obs": datetime(2026, 7, 14, 0, 0, tzinfo=timezone.utc)}
@@ -33,8 +34,8 @@ TRAIN_HOURS = 18
 
 
 def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42, quick: bool = False) -> dict:
-    from forecast.synthetic.generate import generate_sample
     from forecast.review import ReviewQueue
+    from forecast.synthetic.generate import generate_sample
 
     home = settings.home
     demo_dir = home / "demo"
@@ -85,7 +86,7 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
                 say(f"     [yellow]quarantined[/] {Path(r['file']).name}: {r['reason']}", highlight=False)
         say(f"   $ forecast qc run {dsid}")
         settings.home.mkdir(parents=True, exist_ok=True)
-        queue = ReviewQueue(settings.review_database_url)
+        queue = ReviewQueue(settings.db_url)
         qrep = run_qc(cat, store=store, queue=queue)
         if qrep.committed:
             say(f"     {qrep.slots_checked} slots checked in {qrep.seconds:.1f} s, commit {qrep.snapshot}")
@@ -175,16 +176,16 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     against the baselines, pass (or fail) the promotion gate, then forecast, with one deadline fallback."""
     import yaml
 
-    from forecast.registry.gate import check_promotion, load_report, report_record
     from forecast.evaluation.hindcast import run_hindcast
     from forecast.model.config import parse_model_config
     from forecast.nowcast.forecaster import predict
+    from forecast.registry.gate import check_promotion, load_report, report_record
     from forecast.registry.store import ModelRegistry
 
     dsid, var = "radar_precip", "precipitation_rate"
     store = store_for(settings)
     snapshot = store.head()
-    registry = ModelRegistry(settings.review_database_url, settings.models_dir)
+    registry = ModelRegistry(settings.db_url, settings.models_dir)
     cfg = parse_model_config(QUICK_MODEL if quick else {})
     cfg_path = settings.home / "demo" / ("model-quick.yaml" if quick else "model.yaml")
     cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -21,7 +21,7 @@ models_app = typer.Typer(help="The model registry: versions, their provenance an
 
 def _registry(st: Settings) -> ModelRegistry:
     st.home.mkdir(parents=True, exist_ok=True)
-    return ModelRegistry(st.review_database_url, st.models_dir)
+    return ModelRegistry(st.db_url, st.models_dir)
 
 
 def _when(t: datetime) -> str:
@@ -123,7 +123,12 @@ def models_promote(
     interval excluding zero). The report behind the decision is recorded in the registry."""
 
     def body():
-        from forecast.registry.gate import check_promotion, find_report, load_report, report_record
+        from forecast.registry.gate import (
+            check_promotion,
+            find_report,
+            load_report,
+            report_record,
+        )
 
         st = _settings()
         with _registry(st) as reg:

@@ -15,7 +15,7 @@ def _store():
 
     st = _settings()
     st.home.mkdir(parents=True, exist_ok=True)
-    return UserStore(st.review_database_url)
+    return UserStore(st.db_url)
 
 
 @users_app.command("add")

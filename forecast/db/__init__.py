@@ -1,1 +1,1 @@
-"""TODO"""
+"""The one service database (SQLite by default, PostgreSQL by URL): engines, tables, migrations."""

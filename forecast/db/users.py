@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from forecast.errors import BadInputError
 from forecast.db.engine import SQLStore, UTCDateTime
+from forecast.errors import BadInputError
+from forecast.timeutil import iso as iso_
 
 __all__ = ["ROLES", "User", "UserStore", "UnknownUserError", "hash_token", "role_allows"]
 
@@ -75,7 +76,7 @@ class User:
         return self.active and role_allows(self.role, role)
 
     def to_json(self) -> dict[str, Any]:
-        iso = lambda t: None if t is None else t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+        iso = lambda t: None if t is None else iso_(t)  # noqa: E731
         return {"name": self.name, "role": self.role, "active": self.active, "token_hint": self.token_hint,
                 "created_at": iso(self.created_at), "created_by": self.created_by,
                 "revoked_at": iso(self.revoked_at), "revoked_by": self.revoked_by}

@@ -1,6 +1,11 @@
 """Hindcast verification: the metric accumulator (`Verifier`) and the report writer."""
 
-from forecast.evaluation.metrics import CONVENTIONS, Verifier, categorical_scores, fss_counts
+from forecast.evaluation.metrics import (
+    CONVENTIONS,
+    Verifier,
+    categorical_scores,
+    fss_counts,
+)
 from forecast.evaluation.report import terminal_summary, verdict, write_report
 
 __all__ = [

@@ -43,9 +43,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog, get_catalog, parse_time, utc
+from forecast.catalog.models import Catalog, get_catalog
 from forecast.errors import BadInputError
-from forecast.stores.observations import iso, store_for, to_epoch
+from forecast.stores.observations import store_for
+from forecast.timeutil import iso, parse_duration, parse_time, to_epoch, utc
+from forecast.timeutil import stamp as _stamp
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +81,10 @@ REVISION_POLICY = (
 
 
 def _parse_every(every: str | timedelta | int, step_s: int) -> int:
-    if isinstance(every, timedelta):
-        secs = every.total_seconds()
-    elif isinstance(every, (int, np.integer)) and not isinstance(every, bool):
-        secs = float(every)
-    else:
-        import pandas as pd
-
-        try:
-            secs = pd.to_timedelta(str(every).strip()).total_seconds()
-        except (ValueError, TypeError):
-            raise BadInputError(f"--every {every!r} is not a duration; write e.g. 30min, 1h or 5min") from None
+    try:
+        secs = parse_duration(int(every) if isinstance(every, np.integer) else every).total_seconds()
+    except ValueError as e:
+        raise BadInputError(f"the time between init times: {e}; write e.g. 30min, 1h or 5min") from None
     if not secs > 0 or secs != int(secs):
         raise BadInputError(f"--every must be a positive whole number of seconds, got {every!r}")
     secs = int(secs)
@@ -113,10 +108,6 @@ def default_thresholds(catalog: Catalog, variable: str) -> tuple[float, ...]:
         return (273.15, 283.15, 293.15, 303.15)
     lo, hi = var.physical_range
     return tuple(float(lo + (hi - lo) * f) for f in (0.2, 0.4, 0.6, 0.8))
-
-
-def _stamp(t: datetime) -> str:
-    return utc(t).strftime("%Y%m%dT%H%MZ")
 
 
 def default_out(settings, dataset: str, version: str, start: datetime, end: datetime) -> Path:
@@ -173,7 +164,7 @@ class _Context:
         self.store = store_for(st)
         self.registry = None
         if any(m.version for m in job.methods):
-            self.registry = ModelRegistry(st.review_database_url, st.models_dir)
+            self.registry = ModelRegistry(st.db_url, st.models_dir)
         self.forecasters = {}
         for m in job.methods:
             if m.version is not None:
@@ -470,8 +461,8 @@ def run_hindcast(
         BadInputError: unknown dataset / model / method, bad period, an ``out`` holding a hindcast with
             other arguments, or no init time that could be verified.
     """
-    from forecast.registry.store import ModelRegistry
     from forecast.evaluation import Verifier, terminal_summary, verdict, write_report
+    from forecast.registry.store import ModelRegistry
 
     t_start = time.perf_counter()
     catalog = get_catalog(settings.catalogs, dataset)
@@ -495,7 +486,7 @@ def run_hindcast(
         raise BadInputError(f"n_boot must be at least 1, got {n_boot}")
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    with ModelRegistry(settings.review_database_url, settings.models_dir) as registry:
+    with ModelRegistry(settings.db_url, settings.models_dir) as registry:
         rec = registry.get(model)  # UnknownModelError names the known versions
         if rec.dataset != dataset:
             raise BadInputError(f"model {model} forecasts {rec.dataset}/{rec.variable}, not dataset {dataset}")

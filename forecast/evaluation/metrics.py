@@ -68,12 +68,13 @@ import datetime as _dt
 import math
 import warnings
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from forecast.errors import BadInputError
+from forecast.serialize import jsonable
+from forecast.timeutil import iso as _iso
 
 __all__ = ["CONVENTIONS", "STATE_VERSION", "Verifier", "categorical_scores", "fss_counts"]
 
@@ -127,10 +128,6 @@ def _div(a: float, b: float) -> float:
 def _key(value: float) -> str:
     """JSON key of a threshold or window: the shortest exact decimal ("1", "0.5", "10")."""
     return np.format_float_positional(float(value), trim="-")
-
-
-def _iso(seconds: int) -> str:
-    return _dt.datetime.fromtimestamp(int(seconds), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _init_seconds(init_time: Any) -> int:
@@ -768,36 +765,7 @@ class Verifier:
             "methods": scores,
             "bootstrap": boot,
         }
-        return _jsonable(result)
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: NaN -> None, numpy -> Python, datetimes -> ISO (UTC, Z), durations -> seconds."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):  # times element-wise: tolist() would give integers for [ns]
-        return [_jsonable(v) for v in value] if value.dtype.kind in "mM" else _jsonable(value.tolist())
-    if isinstance(value, np.timedelta64):  # before the integers: timedelta64 is a numpy integer
-        return int(value.astype("timedelta64[s]").astype(np.int64))
-    if isinstance(value, _dt.timedelta):
-        return int(value.total_seconds())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.datetime64):
-        return str(value.astype("datetime64[s]")) + "Z"
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        return value.isoformat(timespec="seconds") + "Z"
-    if isinstance(value, Path):
-        return str(value)
-    return value
+        return jsonable(result)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.evaluation.metrics import _jsonable
+from forecast.serialize import jsonable
 
 __all__ = ["REPORT_VERSION", "terminal_summary", "verdict", "write_report"]
 
@@ -346,9 +346,9 @@ def _figures(summary: dict, examples: list[dict]) -> list[tuple[str, str, bytes]
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(image, ax=list(axes), shrink=0.85)
-        lead = _jsonable(ex.get("lead_time"))
+        lead = jsonable(ex.get("lead_time"))
         lead = _lead_label(lead) if isinstance(lead, int) else lead
-        title = f"{ex.get('title', 'example')} - init {_jsonable(ex.get('init_time'))}, lead {lead}"
+        title = f"{ex.get('title', 'example')} - init {jsonable(ex.get('init_time'))}, lead {lead}"
         fig.suptitle(title, fontsize=10)
         out.append((f"example_{i + 1}.png", title, _png(fig)))
     return out
@@ -468,7 +468,7 @@ def write_report(
                 "obs_max": float(np.nanmax(obs)) if np.isfinite(obs).any() else None,
             }
         )
-    doc = _jsonable(
+    doc = jsonable(
         {
             "report_version": REPORT_VERSION,
             "command": command,

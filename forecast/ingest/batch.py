@@ -25,7 +25,8 @@ import numpy as np
 from forecast import __version__
 from forecast.catalog.models import Catalog, units_registry
 from forecast.errors import BadInputError
-from forecast.stores.observations import HASH_BYTES, ObservationStore, iso, to_epoch
+from forecast.stores.observations import HASH_BYTES, ObservationStore
+from forecast.timeutil import iso, stamp, to_epoch
 
 log = logging.getLogger(__name__)
 
@@ -408,9 +409,8 @@ def ingest(
     that long after their nominal time (so that as-of reads at any time inside the period see what a
     live run would have seen).
     """
-    import time as _time
-
     import multiprocessing
+    import time as _time
 
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         # a spawned worker re-running an unguarded script would wait on the store's lock for minutes
@@ -458,7 +458,7 @@ def ingest(
     report.available_at = (iso(avail_s) if latency is None
                            else f"slot time + {int(latency.total_seconds())} s")
     if quarantine_dir is not None and report.rejected:
-        report.quarantine = _quarantine(report.rejected, quarantine_dir, catalog.id, now.strftime("%Y%m%dT%H%M%SZ"))
+        report.quarantine = _quarantine(report.rejected, quarantine_dir, catalog.id, stamp(now, seconds=True))
     report.seconds = round(_time.perf_counter() - t0, 3)
     return report
 

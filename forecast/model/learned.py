@@ -11,9 +11,9 @@ import torch
 import xarray as xr
 
 from forecast.errors import BadInputError
-from forecast.nowcast.baselines import _check_n_leads, _check_step, _output, _prepare
 from forecast.model.data import model_inputs, probability_match
 from forecast.model.lightning import NowcastModule
+from forecast.nowcast.baselines import _check_n_leads, _check_step, _output, _prepare
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,15 @@ import numpy as np
 import torch
 
 from forecast.model.config import ModelConfig
-from forecast.model.data import Normaliser, Series, Split, choose_transform, model_inputs, n_channels, split_windows
+from forecast.model.data import (
+    Normaliser,
+    Series,
+    Split,
+    choose_transform,
+    model_inputs,
+    n_channels,
+    split_windows,
+)
 from forecast.model.net import UNet
 
 log = logging.getLogger(__name__)

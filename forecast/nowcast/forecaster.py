@@ -29,12 +29,19 @@ import numpy as np
 import xarray as xr
 
 from forecast import __version__
-from forecast.catalog.models import Catalog, get_catalog, parse_time, utc
+from forecast.catalog.models import Catalog, get_catalog
 from forecast.errors import BadInputError
-from forecast.stores.forecasts import (DEGRADED, EXTREME, IMPLAUSIBLE, PRODUCTION, annotation_attrs,
-                                     forecast_store_for)
 from forecast.model.config import ModelConfig, parse_model_config
-from forecast.stores.observations import iso, open_observations, store_for
+from forecast.stores.forecasts import (
+    DEGRADED,
+    EXTREME,
+    IMPLAUSIBLE,
+    PRODUCTION,
+    annotation_attrs,
+    forecast_store_for,
+)
+from forecast.stores.observations import open_observations, store_for
+from forecast.timeutil import iso, parse_time, utc
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +322,7 @@ def predict(settings, dataset: str, init: datetime | str, *, model: str | None =
     init_dt = parse_time(init) if isinstance(init, str) else utc(init)
     if catalog.time.months is not None:
         raise BadInputError(f"dataset {dataset!r} has a monthly time axis; nowcasts need a regular sub-daily axis")
-    from forecast.stores.observations import to_epoch
+    from forecast.timeutil import to_epoch
 
     slot = catalog.time.slot_of(to_epoch(init_dt))
     if slot is None or catalog.time.label(slot) != to_epoch(init_dt):
@@ -329,7 +336,7 @@ def predict(settings, dataset: str, init: datetime | str, *, model: str | None =
         variable = next(iter(catalog.variables))
     settings.home.mkdir(parents=True, exist_ok=True)
     if registry is None:
-        registry = ModelRegistry(settings.review_database_url, settings.models_dir)
+        registry = ModelRegistry(settings.db_url, settings.models_dir)
     if variable is None:  # the named model's variable
         variable = registry.get(model).variable
     fc = Forecaster(catalog, variable, registry=registry, model=model, deadline=deadline)

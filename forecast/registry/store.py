@@ -21,12 +21,11 @@ import builtins
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +48,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from forecast.db.engine import NAMING_CONVENTION, Id, SQLStore, UTCDateTime
 from forecast.errors import BadInputError
 from forecast.ingest.batch import sha256_file
-from forecast.db.engine import NAMING_CONVENTION, Id, SQLStore, UTCDateTime
+from forecast.serialize import jsonable
+from forecast.timeutil import iso_ms as _iso
 
 __all__ = [
     "ModelRegistry",
@@ -177,10 +178,6 @@ _changes = Table(
 # what the registry returns
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @dataclass(frozen=True)
 class StageChange:
     """One row of a model's append-only stage history (``from_stage`` is None at registration)."""
@@ -255,7 +252,7 @@ class ModelRecord:
 class ModelRegistry(SQLStore):
     """The model registry on one database and one folder of checkpoints.
 
-    ``url``: an SQLAlchemy URL (normally ``Settings.review_database_url``: the review queue's
+    ``url``: an SQLAlchemy URL (normally ``Settings.db_url``: the review queue's
     database; SQLite runs in WAL mode with write transactions ``BEGIN IMMEDIATE`` so that
     concurrent writers queue, PostgreSQL serialises with row and advisory locks). ``root``: the
     folder holding ``vN/model.ckpt`` (``Settings.models_dir``; created on first registration).
@@ -603,35 +600,14 @@ def _record_fields(record: Any, dataset: str, variable: str) -> dict[str, Any]:
 
 
 def _jsonable(what: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """A JSON round trip of ``doc``: numpy numbers and arrays, paths and datetimes converted,
-    non-finite floats turned into None."""
-
-    def default(o: Any) -> Any:
-        if hasattr(o, "tolist"):  # numpy scalars and arrays, without importing numpy
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        if isinstance(o, datetime):
-            return _iso(o) if o.tzinfo else o.isoformat()
-        if isinstance(o, date):
-            return o.isoformat()
-        raise TypeError(type(o).__name__)
-
-    def finite(o: Any) -> Any:
-        if isinstance(o, float) and not math.isfinite(o):
-            return None
-        if isinstance(o, dict):
-            return {k: finite(v) for k, v in o.items()}
-        if isinstance(o, builtins.list):
-            return [finite(v) for v in o]
-        return o
-
+    """``doc`` as stored JSON (`forecast.serialize.jsonable`, then a JSON round trip that refuses what
+    JSON cannot hold), naming the key at fault."""
     out = {}
     for key, value in doc.items():
         if not isinstance(key, str):
             raise BadInputError(f"{what} keys must be strings, got {key!r}")
         try:
-            out[key] = finite(json.loads(json.dumps(value, default=default)))
+            out[key] = json.loads(json.dumps(jsonable(value)))
         except (TypeError, ValueError) as e:
             raise BadInputError(f"{what}[{key!r}] cannot be stored as JSON ({e})") from None
     return out

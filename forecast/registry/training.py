@@ -192,7 +192,7 @@ def train_model(settings, dataset: str, variable: str, *, config_path: str | Pat
         conf = Path(tmp) / "config.yaml"
         conf.write_text(cfg.to_yaml())
         settings.home.mkdir(parents=True, exist_ok=True)
-        registry = ModelRegistry(settings.review_database_url, settings.models_dir)
+        registry = ModelRegistry(settings.db_url, settings.models_dir)
         record = {
             "snapshot": snapshot, "catalog_hash": catalog.hash, "qc_config_hash": qc_config(catalog).config_hash(),
             "hyperparameters": cfg.to_dict(), "metrics": metrics, "git_commit": git_commit(),

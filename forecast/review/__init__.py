@@ -9,7 +9,6 @@ from forecast.review.errors import (
     ReviewConflict,
     ReviewError,
 )
-from qc.events import Event, event_key, find_events, hazard_score
 from forecast.review.queue import (
     ACTIONS,
     STATES,
@@ -21,6 +20,7 @@ from forecast.review.queue import (
     ReviewQueue,
     Writeback,
 )
+from qc.events import Event, event_key, find_events, hazard_score
 
 __all__ = [
     "find_events",

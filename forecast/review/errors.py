@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from forecast.timeutil import iso
+
 __all__ = [
     "ReviewError",
     "ItemNotFound",
@@ -39,7 +41,7 @@ class ReviewConflict(ReviewError):
         self, item_id: int, *, by: str, at: datetime, state: str, version: int, seen: int | None = None
     ):
         self.item_id, self.by, self.at, self.state, self.version = item_id, by, at, state, version
-        when = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = iso(at)
         if state == "decided":
             what = f"review item {item_id} was already decided by {by} at {when}"
         else:

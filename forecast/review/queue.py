@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from qc.flags import TestBit
+from forecast.db.engine import SQLStore
 from forecast.review.errors import (
     FourEyesError,
     InvalidDecision,
@@ -36,7 +36,6 @@ from forecast.review.errors import (
     ItemNotFound,
     ReviewConflict,
 )
-from qc.events import Event, cells_from_bytes, cells_to_bytes
 from forecast.review.models import (
     CELLS_ENCODING,
     AuditRow,
@@ -45,7 +44,8 @@ from forecast.review.models import (
     ItemRow,
     metadata,
 )
-from forecast.db.engine import SQLStore
+from qc.events import Event, cells_from_bytes, cells_to_bytes
+from qc.flags import TestBit
 
 __all__ = [
     "ReviewQueue",

@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog, parse_time, utc
+from forecast.catalog.models import Catalog
 from forecast.errors import BadInputError
-from forecast.stores.observations import BRANCH, IcechunkRepo, _SlotView, codec_for, iso, to_epoch
+from forecast.stores.observations import BRANCH, IcechunkRepo, _SlotView, codec_for
+from forecast.timeutil import iso, parse_time, to_epoch, utc
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,16 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog, parse_catalog, utc
+from forecast.catalog.models import Catalog, parse_catalog
 from forecast.errors import BadInputError, StoreBusyError, StoreError
+from forecast.timeutil import iso, to_epoch, utc
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +66,6 @@ def _quiet_icechunk() -> None:
 
     with contextlib.suppress(Exception):
         icechunk.set_logs_filter("error")
-
-
-def to_epoch(t: datetime) -> int:
-    return int(utc(t).timestamp())
-
-
-def from_epoch(s: int) -> datetime:
-    return datetime.fromtimestamp(int(s), tz=timezone.utc)
-
-
-def iso(s: int | datetime) -> str:
-    d = s if isinstance(s, datetime) else from_epoch(s)
-    return utc(d).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def hex_digest(row: np.ndarray) -> str | None:
@@ -220,7 +208,6 @@ class ObservationStore(IcechunkRepo):
     @staticmethod
     def has_dataset(session, dataset: str) -> bool:
         import zarr
-
         from zarr.errors import GroupNotFoundError
 
         try:
@@ -512,7 +499,7 @@ def open_observations(
     import xarray as xr
     import zarr
 
-    from forecast.catalog.models import parse_time
+    from forecast.timeutil import parse_time
 
     if store is None:
         from forecast.settings import Settings

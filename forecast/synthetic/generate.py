@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog, units_registry, utc
+from forecast.catalog.models import Catalog, units_registry
 from forecast.errors import BadInputError
+from forecast.timeutil import iso as _iso
+from forecast.timeutil import utc
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,6 @@ _TAG_WIND, _TAG_CELLS, _TAG_STRAT, _TAG_TEX, _TAG_FRONT, _TAG_PLAN = 11, 12, 13,
 def _rng(*key: int) -> np.random.Generator:
     # Offset so that epochs before the phase origin (negative indices) are valid seed words too.
     return np.random.default_rng(np.random.SeedSequence([int(k) + (1 << 40) for k in key]))
-
-
-def _iso(t_s: float) -> str:
-    return datetime.fromtimestamp(t_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _month_of(t_s: float) -> int:
