@@ -259,9 +259,9 @@ def test_promotion_retires_the_previous_production_and_history_is_append_only(db
     v1, v2 = register(reg, tmp_path).version, register(reg, tmp_path).version
     other = register(reg, tmp_path, variable="reflectivity").version
     assert reg.production("radar_precip", "precipitation_rate") is None
-    reg.set_stage(other, "production", by="ana", reason="first reflectivity model")
+    reg.set_stage(other, "production", by="ana", reason="first reflectivity model", override=True)
 
-    p1 = reg.set_stage(v1, "production", by="ana", reason="beats persistence", report={"skill": 0.3})
+    p1 = reg.set_stage(v1, "production", by="ana", reason="beats persistence", report=PASSED)
     assert p1.stage == "production" and reg.production("radar_precip", "precipitation_rate").version == v1
     p2 = reg.set_stage(v2, "production", by="ben", reason="hindcast 2026-07 better than v1", override=True)
     assert p2.stage == "production"
@@ -275,7 +275,7 @@ def test_promotion_retires_the_previous_production_and_history_is_append_only(db
         ("candidate", "production", "ana", "beats persistence"),
         ("production", "retired", "ben", "hindcast 2026-07 better than v1"),
     ]
-    assert h1[1].report == {"skill": 0.3} and h1[2].override is True
+    assert h1[1].report == PASSED and h1[2].override is True
     h2 = reg.history(v2)
     assert (h2[-1].from_stage, h2[-1].to_stage, h2[-1].override) == ("candidate", "production", True)
     assert h2[-1].at == h1[-1].at  # one transaction
@@ -292,6 +292,23 @@ def test_promotion_retires_the_previous_production_and_history_is_append_only(db
     assert len(reg.history(v1)) == 3
 
 
+#: the record `forecast.registry.promote` makes of a hindcast report that passed the gate
+PASSED = {"path": "/reports/v1/report.json", "sha256": "ab" * 32, "gate": {"passed": True, "reasons": []}}
+
+
+@pytest.mark.parametrize("report", [None, {"skill": 0.3}, {**PASSED, "gate": {"passed": False}},
+                                    {**PASSED, "sha256": None}])
+def test_production_needs_a_passed_gate_or_an_override(reg, tmp_path, report):
+    v1 = register(reg, tmp_path).version
+    with pytest.raises(InvalidStageChangeError, match=f"model {v1} can become production only through the "
+                                                      "promotion gate"):
+        reg.set_stage(v1, "production", by="ana", reason="looks good", report=report)
+    assert reg.get(v1).stage == "candidate" and len(reg.history(v1)) == 1
+    over = reg.set_stage(v1, "production", by="ana", reason="storm season, gate overridden", override=True,
+                         report=report)
+    assert over.stage == "production" and over.history[-1].override is True
+
+
 def test_invalid_stage_changes_are_refused_with_one_sentence(reg, tmp_path):
     v1 = register(reg, tmp_path).version
     cases = [
@@ -304,16 +321,16 @@ def test_invalid_stage_changes_are_refused_with_one_sentence(reg, tmp_path):
         args = {"by": "ana", "reason": "why not", **kw}
         with pytest.raises(InvalidStageChangeError, match=message):
             reg.set_stage(v1, args.pop("stage"), **args)
-    reg.set_stage(v1, "production", by="ana", reason="good")
+    reg.set_stage(v1, "production", by="ana", reason="good", report=PASSED)
     with pytest.raises(InvalidStageChangeError, match=f"model {v1} is production and cannot become candidate "
                                                       r"\(a model is a candidate only by being registered\)"):
         reg.set_stage(v1, "candidate", by="ana", reason="again")
     reg.set_stage(v1, "retired", by="ana", reason="drifted")
     assert reg.production("radar_precip", "precipitation_rate") is None
-    rolled_back = reg.set_stage(v1, "production", by="ana", reason="roll back: successor failed")
+    rolled_back = reg.set_stage(v1, "production", by="ana", reason="roll back: successor failed", override=True)
     assert rolled_back.stage == "production" and len(rolled_back.history) == 4
     with pytest.raises(UnknownModelError, match="known versions: v1"):
-        reg.set_stage("v9", "production", by="ana", reason="x")
+        reg.set_stage("v9", "production", by="ana", reason="x", override=True)
 
 
 def test_concurrent_promotions_leave_exactly_one_production(db, reg, tmp_path):
@@ -325,7 +342,7 @@ def test_concurrent_promotions_leave_exactly_one_production(db, reg, tmp_path):
         try:
             with db.registry() as mine:
                 barrier.wait()
-                mine.set_stage(version, "production", by=f"op-{version}", reason="race")
+                mine.set_stage(version, "production", by=f"op-{version}", reason="race", override=True)
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 

@@ -179,7 +179,7 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     from forecast.evaluation.hindcast import run_hindcast
     from forecast.model.config import parse_model_config
     from forecast.nowcast.forecaster import predict
-    from forecast.registry.gate import check_promotion, load_report, report_record
+    from forecast.registry.promotion import PromotionRefused, promote
     from forecast.registry.store import ModelRegistry
 
     dsid, var = "radar_precip", "precipitation_rate"
@@ -237,22 +237,19 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
     rec = registry.get(rec.version)
     if rec.stage != "production":
         report_path = Path(hc["report"]["json"])
-        report_doc, sha = load_report(report_path)
-        decision = check_promotion(settings, registry, rec.version, report_doc)
         say(f"   $ forecast models promote {rec.version} --by duty-forecaster --reason 'beats persistence and S-PROG'")
-        if decision.passed:
-            registry.set_stage(rec.version, "production", by="duty-forecaster",
-                               reason="hindcast beats persistence and S-PROG", report=report_record(
-                                   report_path, sha, report_doc, decision))
+        try:
+            done = promote(settings, registry, rec.version, by="duty-forecaster",
+                           reason="hindcast beats persistence and S-PROG", report=report_path)
             say(f"     the gate passed: {rec.version} is the production model (report recorded)")
-        else:
-            say(f"     [yellow]the gate refused[/]: {decision.message()}", highlight=False)
+        except PromotionRefused as e:
+            say(f"     [yellow]the gate refused[/]: {e.decision.message()}", highlight=False)
             why = "demo: a quick model, promoted to show forecasting" if quick else "demo: promoted despite the gate"
             say(f"   $ forecast models promote {rec.version} --by duty-forecaster --override --reason '{why}'")
-            registry.set_stage(rec.version, "production", by="duty-forecaster", reason=why, override=True,
-                               report=report_record(report_path, sha, report_doc, decision))
+            done = promote(settings, registry, rec.version, by="duty-forecaster", reason=why, override=True,
+                           report=report_path)
             say("     promoted as an override, recorded with the refused report")
-        out["gate"] = decision.to_json()
+        out["gate"] = done.decision.to_json()
     cat = get_catalog(settings.catalogs, dsid)
     inits = [end - step * (1 + 12 * i) for i in (2, 1, 0)]
     for init in inits:

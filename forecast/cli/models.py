@@ -123,42 +123,22 @@ def models_promote(
     interval excluding zero). The report behind the decision is recorded in the registry."""
 
     def body():
-        from forecast.registry.gate import (
-            check_promotion,
-            find_report,
-            load_report,
-            report_record,
-        )
+        from forecast.registry.promotion import PromotionRefused, promote
 
         st = _settings()
         with _registry(st) as reg:
-            current = reg.get(version)  # an unknown version: exit 2 naming the known ones
-            if not reason.strip():  # an override above all needs a reason; say so before judging the report
-                raise BadInputError(f"moving model {version} to production needs a reason saying why (got an empty one)")
-            record = None
-            if current.stage != "production":  # promoting the production model: set_stage says why not
-                path = report if report is not None else find_report(st, version)
-                if path is None and not override:
-                    raise BadInputError(
-                        f"{version} has no hindcast report under {st.home / 'hindcasts'}; run `forecast hindcast "
-                        f"{current.dataset} --model {version} --start ... --end ...` first (or pass --report PATH, "
-                        "or --override with a reason)")
-                if path is not None:
-                    doc, sha = load_report(path)
-                    decision = check_promotion(st, reg, version, doc)
-                    if not decision.passed and not override:
-                        _fail(as_json, 2, f"promotion of {version} refused: {decision.message()}",
-                              gate=decision.to_json(), report=str(path))
-                    record = report_record(path if Path(path).suffix == ".json" else Path(path) / "report.json",
-                                           sha, doc, decision)
-            rec = reg.set_stage(version, "production", by=by, reason=reason, override=override, report=record)
+            try:
+                done = promote(st, reg, version, by=by, reason=reason, override=override, report=report)
+            except PromotionRefused as e:
+                _fail(as_json, 2, str(e), gate=e.decision.to_json(), report=str(e.report))
+            except BadInputError as e:
+                if "no hindcast report" in str(e):
+                    raise BadInputError(f"{e} (pass --report PATH, or --override with a reason)") from None
+                raise
+            rec = done.record
             if not as_json:
-                # the models this promotion retired carry a change with the very same timestamp
-                at = rec.history[-1].at
-                retired = [r.version for r in reg.list(dataset=rec.dataset, variable=rec.variable, stage="retired")
-                           if r.history[-1].at == at]
                 out.print(f"{rec.version} is now the production model of {rec.dataset}.{rec.variable}"
-                          + (f"; {', '.join(retired)} retired" if retired else "")
+                          + (f"; {', '.join(done.retired)} retired" if done.retired else "")
                           + (" (gate overridden)" if override else ""), highlight=False)
         return rec.to_json(), 0
 

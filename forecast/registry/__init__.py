@@ -1,6 +1,7 @@
 """The model registry (versions, checkpoints, stage history) and the promotion gate."""
 
 from forecast.registry.gate import GateDecision, check_promotion, find_report, load_report, report_record
+from forecast.registry.promotion import Promotion, PromotionRefused, promote
 from forecast.registry.store import (
     STAGES,
     CheckpointMismatchError,
@@ -14,4 +15,4 @@ from forecast.registry.store import (
 
 __all__ = ["STAGES", "CheckpointMismatchError", "CheckpointMissingError", "GateDecision", "InvalidStageChangeError",
            "ModelRecord", "ModelRegistry", "StageChange", "UnknownModelError", "check_promotion", "find_report",
-           "load_report", "report_record"]
+           "load_report", "report_record", "Promotion", "PromotionRefused", "promote"]

@@ -479,8 +479,9 @@ class ModelRegistry(SQLStore):
         Allowed: candidate -> production | retired, production -> retired, retired -> production
         (a rollback). Promoting to production retires the current production model of the same
         (dataset, variable) in the same transaction, recorded with the same ``by`` / ``reason``.
-        ``override`` and ``report`` are stored with the change for the promotion gate; this method
-        records, it does not judge. Concurrent changes of one (dataset, variable) are serialised
+        ``override`` and ``report`` are stored with the change. A production stage needs the gate's
+        evidence: ``report`` recording a passed gate (path, sha256, ``gate.passed``), or ``override``
+        with a reason; `forecast.registry.promote` judges the report and supplies it. Concurrent changes of one (dataset, variable) are serialised
         (row locks on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so there is never more than one
         production model.
 
@@ -497,6 +498,11 @@ class ModelRegistry(SQLStore):
                 f"moving model {version} to {stage} needs a reason saying why (got an empty one)"
             )
         reason = reason.strip()
+        if stage == "production" and not override and not _passed_gate(report):
+            raise InvalidStageChangeError(
+                f"model {version} can become production only through the promotion gate: record the hindcast "
+                "report it passed (path, sha256 and the gate's verdict) or an override with a reason "
+                "(forecast.registry.promote does both)")
         if report is not None:
             if not isinstance(report, dict):
                 raise BadInputError(f"report must be a dict (the gate's findings), got {type(report).__name__}")
@@ -547,6 +553,12 @@ class ModelRegistry(SQLStore):
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+def _passed_gate(report: Any) -> bool:
+    """Whether ``report`` is the record of a hindcast report that passed the gate (path, sha256, verdict)."""
+    return (isinstance(report, dict) and bool(report.get("path")) and bool(report.get("sha256"))
+            and isinstance(report.get("gate"), dict) and report["gate"].get("passed") is True)
 
 
 def _change(c) -> StageChange:
