@@ -96,7 +96,8 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     from forecast.cli.demo import QUICK_MODEL, trained_on
     from forecast.model.config import parse_model_config
     from forecast.registry.training import train_model
-    from forecast.nowcast.forecaster import Forecaster, read_inputs
+    from forecast.nowcast.forecaster import Forecaster
+    from forecast.nowcast.predict import read_inputs
     from forecast.registry.store import ModelRegistry
     from forecast.settings import Settings
     from forecast.stores.observations import open_observations, store_for

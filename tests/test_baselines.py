@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from forecast.nowcast.baselines import (
+from forecast.nowcast import (
     Climatology,
     NotFittedError,
     Nowcaster,
@@ -105,7 +105,7 @@ def test_registry_rejects_bad_options(name, options, match):
 
 
 def test_importing_the_baselines_pulls_in_neither_torch_nor_pysteps():
-    code = ("import sys, forecast.nowcast.baselines; "
+    code = ("import sys, forecast.nowcast; "
             "bad = [m for m in ('torch', 'pysteps', 'cv2', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

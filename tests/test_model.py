@@ -163,7 +163,7 @@ def test_lightning_fast_dev_run_on_cpu():
 
 
 def test_import_forecast_and_qc_do_not_import_torch():
-    code = ("import sys, forecast, qc, forecast.cli, forecast.nowcast.forecaster, forecast.registry.store, forecast.nowcast.baselines; "
+    code = ("import sys, forecast, qc, forecast.cli, forecast.nowcast.forecaster, forecast.registry.store, forecast.nowcast; "
             "sys.exit(1 if 'torch' in sys.modules or 'lightning' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
@@ -222,7 +222,7 @@ def test_train_registers_a_candidate_with_everything_that_made_it(world):
 
 
 def _predict(st, **kw):
-    from forecast.nowcast.forecaster import predict
+    from forecast.nowcast.predict import predict
 
     return predict(st, "radar_precip", INIT, as_of=AS_OF, **kw)
 
@@ -277,7 +277,7 @@ def test_fallback_when_the_deadline_is_missed(world):
 
 def test_fallback_when_inputs_are_mostly_fail(world, monkeypatch):
     st, *_ = world
-    import forecast.nowcast.forecaster as fp
+    import forecast.nowcast.predict as fp
     from qc.flags import QCFlag
 
     real = fp.read_inputs
@@ -317,14 +317,17 @@ def test_fallback_when_the_checkpoint_is_deleted_or_tampered(world):
 
 def test_annotations_mark_implausible_extreme_and_degraded_without_clipping():
     from forecast.catalog.models import load_catalog
-    from forecast.nowcast.forecaster import annotate
+    from forecast.plausibility import annotate
 
-    cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")
+    var = load_catalog(ROOT / "catalogs" / "radar_precip.yaml").variables[P]
+    rec = dict(physical_range=var.physical_range, record_min=var.climatological_record.min,
+               record_max=var.climatological_record.max)
     v = np.array([[[1.0, 260.0, 600.0, -1.0]]], np.float32)  # July record 250, range 0..500
     deg = np.array([[False, False, False, False]])
-    ann = annotate(v, np.array(["2026-07-15T12:00"], "datetime64[ns]"), cat, P, deg)
+    ann = annotate(v, np.array(["2026-07-15T12:00"], "datetime64[ns]"), degraded=deg, **rec)
     assert ann.tolist() == [[[0, 1, 2, 2]]]
-    ann = annotate(v, np.array(["2026-01-15T12:00"], "datetime64[ns]"), cat, P, np.array([[True, False, False, False]]))
+    ann = annotate(v, np.array(["2026-01-15T12:00"], "datetime64[ns]"), degraded=np.array([[True, False, False, False]]),
+                   **rec)
     assert ann.tolist() == [[[3, 1, 2, 2]]]  # January record 60
     assert v[0, 0, 2] == 600.0  # never clipped
 

@@ -577,7 +577,7 @@ def predict_cmd(
     """Forecast from observations as known at the init time, with fallback, provenance and plausibility marks."""
 
     def body():
-        from forecast.nowcast.forecaster import predict
+        from forecast.nowcast.predict import predict
 
         if deadline is not None and deadline < 0:
             raise BadInputError(f"--deadline must be >= 0 seconds, got {deadline}")

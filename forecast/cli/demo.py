@@ -178,7 +178,7 @@ def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
 
     from forecast.evaluation.hindcast import run_hindcast
     from forecast.model.config import parse_model_config
-    from forecast.nowcast.forecaster import predict
+    from forecast.nowcast.predict import predict
     from forecast.registry.promotion import PromotionRefused, promote
     from forecast.registry.store import ModelRegistry
 

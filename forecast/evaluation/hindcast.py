@@ -212,7 +212,7 @@ def _verifier(job: _Job, lead_s: Sequence[int]):
 
 def _forecasts(job: _Job, init_s: int) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Inputs as of the init, every method's `Produced`, and the verifying observations (latest)."""
-    from forecast.nowcast.forecaster import read_inputs
+    from forecast.nowcast.predict import read_inputs
     from forecast.stores.observations import open_observations
 
     ctx = _context(job)
@@ -371,7 +371,7 @@ def _fit_climatology(settings, catalog: Catalog, variable: str, store, snapshot:
                      training: list[str] | None, suspect: bool):
     """Climatology on usable observations strictly before ``start`` as known at ``start`` (and within the
     model's training period when known). Returns (fitted or None, provenance dict)."""
-    from forecast.nowcast.baselines import Climatology
+    from forecast.nowcast import Climatology
     from forecast.stores.observations import open_observations
     from qc.flags import usable_mask
 

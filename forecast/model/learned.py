@@ -13,7 +13,7 @@ import xarray as xr
 from forecast.errors import BadInputError
 from forecast.model.data import model_inputs, probability_match
 from forecast.model.lightning import NowcastModule
-from forecast.nowcast.baselines import _check_n_leads, _check_step, _output, _prepare
+from forecast.nowcast.base import check_n_leads, check_step, output, prepare
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,12 @@ class LearnedNowcaster:
 
     def predict(self, inputs: xr.DataArray, *, n_leads: int, step: np.timedelta64,
                 mask: xr.DataArray | None = None) -> xr.DataArray:
-        n_leads, step = _check_n_leads(n_leads), _check_step(step)
+        n_leads, step = check_n_leads(n_leads), check_step(step)
         if n_leads > self.cfg.leads:
             raise BadInputError(f"n_leads {n_leads} exceeds the {self.cfg.leads} leads the model was trained for")
         if step != self.step.astype(step.dtype):
             raise BadInputError(f"step {step} differs from the model's time step {self.step}")
-        prep = _prepare(inputs, mask, min_slots=self.cfg.inputs, method=self.name)
+        prep = prepare(inputs, mask, min_slots=self.cfg.inputs, method=self.name)
         k = self.cfg.inputs
         prep.spacing(k)  # the last k slots must be evenly spaced
         vals = prep.values[-k:]
@@ -72,4 +72,4 @@ class LearnedNowcaster:
         attrs: dict[str, Any] = {"motion_rows_cols_per_step": [round(motion[0], 3), round(motion[1], 3)],
                                  "model_version": self.version or "", "probability_matching": int(
                                      self.cfg.production.probability_matching)}
-        return _output(prep, fields, step=step, method=self.name, attrs=attrs)
+        return output(prep, fields, step=step, method=self.name, attrs=attrs)

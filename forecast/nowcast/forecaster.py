@@ -1,4 +1,4 @@
-"""`forecast predict`: a forecast with provenance and plausibility marks that never fails to answer.
+"""The Forecaster: one forecast with provenance and plausibility marks that never fails to answer.
 
 Flow for one init time T:
 
@@ -22,31 +22,30 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from forecast import __version__
-from forecast.catalog.models import Catalog, get_catalog
+from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.model.config import ModelConfig, parse_model_config
-from forecast.stores.forecasts import (
-    DEGRADED,
-    EXTREME,
-    IMPLAUSIBLE,
-    PRODUCTION,
-    annotation_attrs,
-    forecast_store_for,
+from forecast.nowcast import BASELINES
+from forecast.plausibility import annotate, annotation_attrs, annotation_counts
+from forecast.provenance import (
+    Fallback,
+    InputSlot,
+    ModelRef,
+    ObservationRef,
+    Provenance,
+    QCRef,
+    software_versions,
 )
-from forecast.stores.observations import open_observations, store_for
-from forecast.timeutil import iso, parse_time, utc
+from forecast.quality.run import qc_config
+from forecast.timeutil import iso, now, utc
 
 log = logging.getLogger(__name__)
-
-BASELINES = ("persistence", "extrapolation", "sprog", "climatology")
-
 
 @dataclass
 class Produced:
@@ -80,41 +79,6 @@ def input_quality(ds: xr.Dataset, variable: str) -> tuple[dict[str, float], np.n
     shares = {f.name: round(float(counts[int(f)] / total), 6)
               for f in (QCFlag.GOOD, QCFlag.NOT_EVALUATED, QCFlag.SUSPECT, QCFlag.FAIL, QCFlag.MISSING)}
     return shares, usable
-
-
-def annotate(values: np.ndarray, valid_times: np.ndarray, catalog: Catalog, variable: str,
-             degraded: np.ndarray) -> np.ndarray:
-    """Per value (lead, y, x): 0 ok, 1 extreme (beyond the record of the valid month), 2 implausible
-    (outside the physical range), 3 degraded_inputs (``degraded`` cells, or no value at all).
-    Precedence: implausible > degraded_inputs > extreme > ok."""
-    var = catalog.variables[variable]
-    lo, hi = var.physical_range
-    out = np.zeros(values.shape, dtype=np.uint8)
-    months = (valid_times.astype("datetime64[M]").astype(int) % 12)
-    rec = var.climatological_record
-    for j, m in enumerate(months):
-        v = values[j]
-        ext = np.zeros(v.shape, dtype=bool)
-        if rec.max is not None:
-            ext |= v > rec.max[m]
-        if rec.min is not None:
-            ext |= v < rec.min[m]
-        out[j][ext] = EXTREME
-    out[:, degraded] = DEGRADED
-    out[~np.isfinite(values)] = DEGRADED
-    out[(values < lo) | (values > hi)] = IMPLAUSIBLE
-    return out
-
-
-def _software(torch_used: bool) -> dict[str, str | None]:
-    out: dict[str, str | None] = {"forecast": __version__, "torch": None, "lightning": None}
-    if torch_used:
-        import sys
-
-        for name in ("torch", "lightning"):
-            mod = sys.modules.get(name)
-            out[name] = getattr(mod, "__version__", None) if mod else None
-    return out
 
 
 class Forecaster:
@@ -170,6 +134,7 @@ class Forecaster:
         self.k = self.config.inputs if method is None else max(self.config.inputs, 3)
         self.n_leads = self.config.leads
         self.step = np.timedelta64(int(catalog.time.step_seconds), "s")
+        self.qc_config_hash = qc_config(catalog).config_hash()
 
     # -- the model, loaded once, under the deadline ---------------------------------------------
     def _load(self):
@@ -209,7 +174,7 @@ class Forecaster:
         """The forecast at ``init`` from ``obs``: the as-of input slots (time, y, x) ending at ``init``,
         with the variable's ``_qc`` / ``_qc_tests`` and revision coordinates (as `open_observations`
         gives them)."""
-        from forecast.nowcast.baselines import get_method
+        from forecast.nowcast import get_method
 
         t0 = time.perf_counter()
         v = self.variable
@@ -226,14 +191,12 @@ class Forecaster:
         fallback: dict[str, str] | None = None
         out = None
         method = self.method or "model"
-        torch_used = False
         if self.method is None:
             reason = self.model_error
             if reason is None and degraded_share > prod.max_degraded_share:
                 reason = (f"{degraded_share:.0%} of the input cells are FAIL, rejected or missing "
                           f"(above the {prod.max_degraded_share:.0%} limit)")
             if reason is None:
-                torch_used = True
                 out, reason = self._run_model(inputs, mask, self.deadline - (time.perf_counter() - t0))
             if out is None:
                 for alt in prod.fallback_chain:
@@ -256,7 +219,10 @@ class Forecaster:
             values = np.where(np.isnan(values), pers, values)
         valid = out["valid_time"].values
         degraded = unusable > prod.degraded_cell_share
-        ann = annotate(values, valid, self.catalog, v, degraded)
+        var = self.catalog.variables[v]
+        rec_ = var.climatological_record
+        ann = annotate(values, valid, physical_range=var.physical_range, record_min=rec_.min, record_max=rec_.max,
+                       degraded=degraded)
         coords = {name: out[name] for name in ("lead_time", "valid_time", "y", "x", "lat", "lon") if name in out.coords}
         attrs = {k: out.attrs[k] for k in ("units", "standard_name", "long_name") if k in out.attrs}
         ds = xr.Dataset({v: (("lead_time", "y", "x"), values, attrs),
@@ -264,95 +230,26 @@ class Forecaster:
         revs = obs[f"{v}_revision"].values
         avail = obs[f"{v}_available_at"].values
         rec = self.record
-        provenance = {
-            "init_time": iso(init),
-            "dataset": self.catalog.id,
-            "variable": v,
-            "model": None if rec is None or self.method is not None else {
-                "version": rec.version, "stage": rec.stage, "checkpoint_sha256": rec.checkpoint_sha256,
-                "architecture": (rec.hyperparameters.get("network") or {}).get("architecture", "unet")},
-            "method": method,
-            "fallback": fallback,
-            "observations": {
-                "dataset": self.catalog.id, "snapshot": obs.attrs.get("snapshot"),
-                "as_of": iso(as_of) if as_of is not None else obs.attrs.get("as_of"),
-                "input_slots": [{"time": str(np.datetime64(t, "s")) + "Z", "revision": int(r),
-                                 "available_at": None if np.isnat(a) else str(np.datetime64(a, "s")) + "Z"}
-                                for t, r, a in zip(obs["time"].values, revs, avail)],
-            },
-            "qc": {"config_hash": _qc_hash(self.catalog), "input_quality": shares},
-            "catalog_hash": self.catalog.hash,
-            "software": _software(torch_used),
-            "produced_at": iso(datetime.now(timezone.utc)),
-            "annotations": {name: int((ann == code).sum()) for code, name in enumerate(("ok", "extreme", "implausible", "degraded_inputs"))},
-        }
+        provenance = Provenance(
+            init_time=iso(init),
+            dataset=self.catalog.id,
+            variable=v,
+            model=ModelRef.from_record(rec) if rec is not None and self.method is None else None,
+            method=method,
+            fallback=Fallback(**fallback) if fallback else None,
+            observations=ObservationRef(
+                dataset=self.catalog.id, snapshot=obs.attrs.get("snapshot"),
+                as_of=iso(as_of) if as_of is not None else obs.attrs.get("as_of"),
+                input_slots=[InputSlot(time=str(np.datetime64(t, "s")) + "Z", revision=int(r),
+                                       available_at=None if np.isnat(a) else str(np.datetime64(a, "s")) + "Z")
+                             for t, r, a in zip(obs["time"].values, revs, avail)]),
+            qc=QCRef(config_hash=self.qc_config_hash, input_quality=shares),
+            catalog_hash=self.catalog.hash,
+            software=software_versions(),
+            produced_at=iso(now()),
+            annotations=annotation_counts(ann),
+        ).to_json()
         return Produced(forecast=ds, method=method, fallback=fallback, provenance=provenance,
                         seconds=time.perf_counter() - t0)
 
 
-def _qc_hash(catalog: Catalog) -> str:
-    from forecast.quality.run import qc_config
-
-    return qc_config(catalog).config_hash()
-
-
-def read_inputs(store, catalog: Catalog, variable: str, init: datetime, k: int, *, as_of: datetime,
-                snapshot: str | None = None) -> xr.Dataset:
-    """The k slots up to ``init`` as known at ``as_of`` (loaded), or BadInputError when none holds data."""
-    step = timedelta(seconds=int(catalog.time.step_seconds))
-    ds = open_observations(catalog.id, store=store, start=init - (k - 1) * step, end=init, as_of=as_of,
-                           snapshot=snapshot)
-    keep = [variable] + [n for n in (f"{variable}_qc", f"{variable}_qc_tests") if n in ds]
-    ds = ds[keep].load()
-    if not np.isfinite(ds[variable].values).any():
-        raise BadInputError(
-            f"no observations of {catalog.id}/{variable} in the {k} slots up to {iso(init)} as known at {iso(as_of)}; "
-            "nothing to forecast from (ingest them, or pick another init time)")
-    return ds
-
-
-def predict(settings, dataset: str, init: datetime | str, *, model: str | None = None,
-            variable: str | None = None, deadline: float | None = None, as_of: datetime | str | None = None,
-            registry=None) -> dict[str, Any]:
-    """Produce, store and report one forecast (see the module docstring). The JSON report has
-    ``method``, ``fallback``, ``snapshot`` (the forecast store's), ``written`` and ``provenance``."""
-    from forecast.registry.store import ModelRegistry
-
-    catalog = get_catalog(settings.catalogs, dataset)
-    init_dt = parse_time(init) if isinstance(init, str) else utc(init)
-    if catalog.time.months is not None:
-        raise BadInputError(f"dataset {dataset!r} has a monthly time axis; nowcasts need a regular sub-daily axis")
-    from forecast.timeutil import to_epoch
-
-    slot = catalog.time.slot_of(to_epoch(init_dt))
-    if slot is None or catalog.time.label(slot) != to_epoch(init_dt):
-        raise BadInputError(f"init time {iso(init_dt)} is not on the time axis of {dataset} "
-                            f"(slots every {catalog.time.step} from {iso(catalog.time.start)})")
-    as_of_dt = init_dt if as_of is None else (parse_time(as_of) if isinstance(as_of, str) else utc(as_of))
-    if variable is None and model is None:  # with a model: the model's variable, below
-        if len(catalog.variables) != 1:
-            raise BadInputError(f"dataset {dataset!r} has several variables ({', '.join(catalog.variables)}); "
-                                "name one with --variable")
-        variable = next(iter(catalog.variables))
-    settings.home.mkdir(parents=True, exist_ok=True)
-    if registry is None:
-        registry = ModelRegistry(settings.db_url, settings.models_dir)
-    if variable is None:  # the named model's variable
-        variable = registry.get(model).variable
-    fc = Forecaster(catalog, variable, registry=registry, model=model, deadline=deadline)
-    store = store_for(settings)
-    if not store.exists():
-        raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
-    obs = read_inputs(store, catalog, variable, init_dt, fc.k, as_of=as_of_dt, snapshot=store.head())
-    produced = fc.produce(obs, init_dt, as_of=as_of_dt)
-    run = model if model is not None else PRODUCTION
-    fstore = forecast_store_for(settings)
-    res = fstore.write(catalog, run, init_dt, produced.forecast, produced.provenance)
-    if not res.written:  # the same forecast is stored already: report that one
-        produced.provenance = fstore.provenance(dataset, init_dt, run) or produced.provenance
-    return {
-        "dataset": dataset, "variable": variable, "init_time": iso(init_dt), "run": run,
-        "method": produced.method, "fallback": produced.fallback, "snapshot": res.snapshot,
-        "written": res.written, "seconds": round(produced.seconds, 3),
-        "annotations": produced.provenance["annotations"], "provenance": produced.provenance,
-    }

@@ -34,14 +34,12 @@ import numpy as np
 from forecast import __version__
 from forecast.catalog.models import Catalog
 from forecast.errors import BadInputError
+from forecast.plausibility import ANNOTATIONS, annotation_attrs
 from forecast.stores.observations import BRANCH, IcechunkRepo, _SlotView, codec_for
 from forecast.timeutil import iso, parse_time, to_epoch, utc
 
 log = logging.getLogger(__name__)
 
-#: Plausibility annotation codes (the values of ``<var>_annotation``), in code order.
-ANNOTATIONS = ("ok", "extreme", "implausible", "degraded_inputs")
-OK, EXTREME, IMPLAUSIBLE, DEGRADED = range(4)
 TILE = 32
 #: runs: the operational series; any other run name is a model version or a baseline asked explicitly
 PRODUCTION = "production"
@@ -53,11 +51,6 @@ class UnknownForecastError(BadInputError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def annotation_attrs() -> dict[str, Any]:
-    return {"flag_values": list(range(len(ANNOTATIONS))), "flag_meanings": " ".join(ANNOTATIONS),
-            "long_name": "plausibility annotation of the forecast value"}
 
 
 @dataclass
