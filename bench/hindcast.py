@@ -9,7 +9,7 @@ and for twice that period.
 Steps: (1) a scratch home with ``catalogs/radar_precip.yaml`` (256 x 256, 5 min); sample observations from
 ``forecast.sample.generate_sample`` (seed 42, no faults), the first eight hours ingested as one backfill
 known before the hindcast, the rest as a live feed (one ingest per slot, ``available_at`` = slot time) so
-that the as-of reads are real; (2) a small model (``forecast.model.train.train_model``, 4 inputs, 12 leads,
+that the as-of reads are real; (2) a small model (``forecast.registry.training.train_model``, 4 inputs, 12 leads,
 8 base channels, 1 epoch) registered as v1; (3) ``forecast.hindcast.run_hindcast`` in a child process per
 run (threaded scheduler, all cores), whose whole process tree is sampled for peak RSS; each run writes its
 own folder. inits/s = inits / seconds of the verification loop (reads, forecasts, metrics, state

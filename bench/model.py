@@ -8,7 +8,7 @@ Steps:
 
 1. the demo dataset (24 h of 5-minute radar, 256 x 256, planted faults, ingested in feed order and QC'd,
    exactly as ``forecast demo`` builds it) unless ``--home`` already holds it;
-2. training with the default config (or the quick one) through ``forecast.model.train.train_model``:
+2. training with the default config (or the quick one) through ``forecast.registry.training.train_model``:
    training samples/s on this CPU (the model registered as a candidate; a model already trained on the
    same snapshot and config is reused and its recorded figures are shown);
 3. the held-out period (the demo's last 6 hours, after the training period; else the validation slots

@@ -149,7 +149,7 @@ def test_lightning_fast_dev_run_on_cpu():
     import lightning as L
 
     from forecast.model.lightning import NowcastDataModule, NowcastModule
-    from forecast.registry.training import make_trainer
+    from forecast.model.fit import make_trainer
 
     cfg = ModelConfig.model_validate(TINY)
     L.seed_everything(0, verbose=False)

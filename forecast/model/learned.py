@@ -38,7 +38,7 @@ class LearnedNowcaster:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, version: str | None = None, sha256: str | None = None,
                         device: str = "cpu") -> LearnedNowcaster:
-        from forecast.registry.training import quiet_lightning
+        from forecast.model.fit import quiet_lightning
 
         quiet_lightning()
         module = NowcastModule.load_from_checkpoint(str(path), map_location=device, weights_only=False)

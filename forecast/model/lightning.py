@@ -150,7 +150,7 @@ class NowcastDataModule(L.LightningDataModule):
         return torch.utils.data.DataLoader(self.val_ds, batch_size=2, shuffle=False, num_workers=0)
 
 
-class _EpochSeed(L.Callback):
+class EpochSeed(L.Callback):
     """New random crops each epoch, reproducibly."""
 
     def on_train_epoch_start(self, trainer, pl_module):
