@@ -66,13 +66,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from forecast.errors import BadInputError
+from forecast.evaluation.bootstrap import paired_block_bootstrap
+from forecast.evaluation.scores import categorical_scores, fss_counts, safe_div
 from forecast.serialize import jsonable
 from forecast.timeutil import iso as _iso
 
@@ -121,10 +122,6 @@ def _from_fixed(n: int, scale_bits: int = _FIXED_BITS) -> float:
     return n / (1 << scale_bits)  # int / int is correctly rounded in Python
 
 
-def _div(a: float, b: float) -> float:
-    return a / b if b != 0 and math.isfinite(b) else math.nan
-
-
 def _key(value: float) -> str:
     """JSON key of a threshold or window: the shortest exact decimal ("1", "0.5", "10")."""
     return np.format_float_positional(float(value), trim="-")
@@ -150,77 +147,6 @@ def _init_seconds(init_time: Any) -> int:
 
 def _nan_to_none(values: Iterable[float]) -> list[float | None]:
     return [None if (v is None or not math.isfinite(v)) else float(v) for v in values]
-
-
-# --------------------------------------------------------------------------------------------------
-# Pure functions on one field (also used by the tests)
-# --------------------------------------------------------------------------------------------------
-
-
-def categorical_scores(hits: float, misses: float, false_alarms: float, correct_negatives: float) -> dict:
-    """Scores of one 2x2 contingency table (formulas in the module docstring; 0-denominators give NaN)."""
-    h, m, f, c = (float(v) for v in (hits, misses, false_alarms, correct_negatives))
-    n = h + m + f + c
-    hr = _div((h + m) * (h + f), n)
-    return {
-        "pod": _div(h, h + m),
-        "far": _div(f, h + f),
-        "csi": _div(h, h + m + f),
-        "ets": _div(h - hr, h + m + f - hr) if math.isfinite(hr) else math.nan,
-        "frequency_bias": _div(h + f, h + m),
-        "base_rate": _div(h + m, n),
-    }
-
-
-def fss_counts(
-    fcst_events: np.ndarray, obs_events: np.ndarray, valid: np.ndarray, windows: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Integer FSS sums per lead and window for boolean event fields ``(lead_time, y, x)``.
-
-    Returns ``(num, den)``, int64 arrays ``(lead_time, window)`` with, over valid centres c,
-    ``num = sum_c (kf - ko)^2`` and ``den = sum_c (kf^2 + ko^2)``, where ``k`` is the number of events in
-    the w x w window centred on c with zero padding beyond the grid (events must already be False where
-    not valid). ``FSS = 1 - num / den`` (the window area cancels). A summed-area table over the bounding
-    box of all events, widened by the largest half window, serves every window; centres farther than that
-    from any event contribute nothing.
-    """
-    n_lead, ny, nx = valid.shape
-    num = np.zeros((n_lead, len(windows)), np.int64)
-    den = np.zeros((n_lead, len(windows)), np.int64)
-    any_event = fcst_events | obs_events
-    rows = np.flatnonzero(any_event.any(axis=(0, 2)))
-    if rows.size == 0:
-        return num, den
-    cols = np.flatnonzero(any_event.any(axis=(0, 1)))
-    big = max(windows) // 2
-    r0, r1 = max(int(rows[0]) - big, 0), min(int(rows[-1]) + big, ny - 1) + 1
-    c0, c1 = max(int(cols[0]) - big, 0), min(int(cols[-1]) + big, nx - 1) + 1
-    hc, wc = r1 - r0, c1 - c0
-    # counts reach w^2 and their squares w^4: int32 holds that up to w = 215
-    work = np.int32 if max(windows) <= 215 and (hc + 2 * big) * (wc + 2 * big) < 2**31 else np.int64
-    # summed-area table with `big` zero cells of padding and a leading zero row/column
-    sat = np.zeros((2, n_lead, hc + 2 * big + 1, wc + 2 * big + 1), work)
-    sat[0, :, big + 1 : big + 1 + hc, big + 1 : big + 1 + wc] = fcst_events[:, r0:r1, c0:c1]
-    sat[1, :, big + 1 : big + 1 + hc, big + 1 : big + 1 + wc] = obs_events[:, r0:r1, c0:c1]
-    np.cumsum(sat, axis=-2, out=sat)
-    np.cumsum(sat, axis=-1, out=sat)
-    mask = valid[:, r0:r1, c0:c1].astype(work)
-    box = np.empty((2, n_lead, hc, wc), work)
-    diff = np.empty((n_lead, hc, wc), work)
-    for j, w in enumerate(windows):
-        h = w // 2
-        hi_r, lo_r = slice(big + h + 1, big + h + 1 + hc), slice(big - h, big - h + hc)
-        hi_c, lo_c = slice(big + h + 1, big + h + 1 + wc), slice(big - h, big - h + wc)
-        np.subtract(sat[..., hi_r, hi_c], sat[..., lo_r, hi_c], out=box)
-        box -= sat[..., hi_r, lo_c]
-        box += sat[..., lo_r, lo_c]
-        box *= mask  # only valid centres are scored
-        np.subtract(box[0], box[1], out=diff)
-        diff *= diff
-        num[:, j] = diff.sum(axis=(1, 2), dtype=np.int64)
-        box *= box
-        den[:, j] = box.sum(axis=(0, 2, 3), dtype=np.int64)
-    return num, den
 
 
 # --------------------------------------------------------------------------------------------------
@@ -531,7 +457,7 @@ class Verifier:
             else:
                 cont["correlation"].append(math.nan)
         cont["n"] = acc.n.tolist()
-        cont["valid_fraction"] = [_div(float(n), float(c)) for n, c in zip(acc.n, acc.cells)]
+        cont["valid_fraction"] = [safe_div(float(n), float(c)) for n, c in zip(acc.n, acc.cells)]
 
         cat = {}
         for k, t in enumerate(self.thresholds):
@@ -551,7 +477,7 @@ class Verifier:
         for k, t in enumerate(self.fss_thresholds):
             fss[_key(t)] = {
                 _key(w): [
-                    1.0 - _div(float(acc.fss_num[i, k, j]), float(acc.fss_den[i, k, j])) for i in range(n_lead)
+                    1.0 - safe_div(float(acc.fss_num[i, k, j]), float(acc.fss_den[i, k, j])) for i in range(n_lead)
                 ]
                 for j, w in enumerate(self.fss_windows)
             }
@@ -569,7 +495,7 @@ class Verifier:
     @staticmethod
     def _skill(s: dict, ref: dict) -> dict:
         def ratio_skill(a: list, b: list) -> list:
-            return [1.0 - _div(x, y) for x, y in zip(a, b)]
+            return [1.0 - safe_div(x, y) for x, y in zip(a, b)]
 
         def diff(a: list, b: list) -> list:
             return [x - y for x, y in zip(a, b)]
@@ -616,15 +542,7 @@ class Verifier:
             raise BadInputError(f"confidence must lie between 0 and 1, got {confidence}")
         a, b = self._acc[method], self._acc[reference]
         common = sorted(set(a.records) & set(b.records))
-        n_init, n_lead, n_thr = len(common), len(self.lead_times), len(self.thresholds)
-        blk = min(int(block) if block is not None else max(1, math.ceil(n_init ** (1 / 3))), max(n_init, 1))
-        out: dict[str, Any] = {
-            "n_inits": n_init,
-            "block": blk,
-            "n_boot": int(n_boot),
-            "seed": int(seed),
-            "confidence": float(confidence),
-        }
+        n_lead, n_thr = len(self.lead_times), len(self.thresholds)
 
         def stack(acc: _MethodAcc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if not common:
@@ -633,77 +551,8 @@ class Verifier:
             recs = [acc.records[i] for i in common]
             return tuple(np.stack([r[j] for r in recs]) for j in range(3))  # type: ignore[return-value]
 
-        (na, sa, ca), (nb, sb, cb) = stack(a), stack(b)
-
-        def rmse(n: np.ndarray, sse: np.ndarray) -> np.ndarray:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(n > 0, np.sqrt(sse / np.maximum(n, 1)), np.nan)
-
-        def csi(c: np.ndarray) -> np.ndarray:
-            den = c.sum(axis=-1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(den > 0, c[..., 0] / np.maximum(den, 1), np.nan)
-
-        point_rmse = (rmse(na.sum(0), sa.sum(0)), rmse(nb.sum(0), sb.sum(0)))
-        point_csi = (csi(ca.sum(0)), csi(cb.sum(0)))
-
-        rep_rmse = np.full((int(n_boot), n_lead), np.nan)
-        rep_csi = np.full((int(n_boot), n_lead, n_thr), np.nan)
-        if n_init >= 2:
-            rng = np.random.default_rng(int(seed))
-            n_blocks = math.ceil(n_init / blk)
-            flat_a = np.concatenate([na, ca.reshape(n_init, -1)], axis=1)
-            flat_b = np.concatenate([nb, cb.reshape(n_init, -1)], axis=1)
-            chunk = max(1, 4_000_000 // (n_init * (flat_a.shape[1] + n_lead)))
-            for start in range(0, int(n_boot), chunk):
-                size = min(chunk, int(n_boot) - start)
-                starts = rng.integers(0, n_init - blk + 1, size=(size, n_blocks))
-                idx = (starts[:, :, None] + np.arange(blk)).reshape(size, -1)[:, :n_init]
-                idx += (np.arange(size) * n_init)[:, None]
-                weights = np.bincount(idx.ravel(), minlength=size * n_init).reshape(size, n_init)
-                # einsum without BLAS: a fixed summation order, so re-runs give identical bits
-                ia = np.einsum("bn,nk->bk", weights, flat_a)
-                ib = np.einsum("bn,nk->bk", weights, flat_b)
-                wf = weights.astype(np.float64)
-                ea, eb = np.einsum("bn,nl->bl", wf, sa), np.einsum("bn,nl->bl", wf, sb)
-                rep_rmse[start : start + size] = rmse(ia[:, :n_lead], ea) - rmse(ib[:, :n_lead], eb)
-                rep_csi[start : start + size] = csi(ia[:, n_lead:].reshape(size, n_lead, n_thr, 3)) - csi(
-                    ib[:, n_lead:].reshape(size, n_lead, n_thr, 3)
-                )
-
-        alpha = (1 - confidence) / 2
-        q = [100 * alpha, 100 * (1 - alpha)]
-
-        def interval(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            if n_init < 2:
-                nan = np.full(reps.shape[1:], np.nan)
-                return nan, nan
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN leads stay NaN
-                lo, hi = np.nanpercentile(reps, q, axis=0)
-            return lo, hi
-
-        lo, hi = interval(rep_rmse)
-        out["rmse"] = {
-            "method": point_rmse[0].tolist(),
-            "reference": point_rmse[1].tolist(),
-            "diff": (point_rmse[0] - point_rmse[1]).tolist(),
-            "lower": lo.tolist(),
-            "upper": hi.tolist(),
-            "better": (hi < 0).tolist(),
-        }
-        lo, hi = interval(rep_csi)
-        out["csi"] = {
-            _key(t): {
-                "method": point_csi[0][:, k].tolist(),
-                "reference": point_csi[1][:, k].tolist(),
-                "diff": (point_csi[0][:, k] - point_csi[1][:, k]).tolist(),
-                "lower": lo[:, k].tolist(),
-                "upper": hi[:, k].tolist(),
-                "better": (lo[:, k] > 0).tolist(),
-            }
-            for k, t in enumerate(self.thresholds)
-        }
+        out = paired_block_bootstrap(stack(a), stack(b), [_key(t) for t in self.thresholds], n_boot=n_boot,
+                                     block=block, seed=seed, confidence=confidence)
         return out
 
     def summary(

@@ -9,7 +9,6 @@ matplotlib version, identical figures.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import math
@@ -372,9 +371,10 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def _score_tables(summary: dict) -> str:
+def _score_tables(summary: dict) -> list[dict[str, Any]]:
+    """Per method: the rows (name, formatted values per lead) of its score table."""
     leads = summary.get("lead_time_s", [])
-    parts = []
+    tables = []
     for m in _method_order(summary):
         s = summary["methods"][m]
         rows = [
@@ -391,29 +391,20 @@ def _score_tables(summary: dict) -> str:
             rows += [(f"base rate >= {t}", blk.get("base_rate"))]
         for t, per_w in (s.get("fss") or {}).items():
             rows += [(f"FSS >= {t}, w={w}", v) for w, v in per_w.items()]
-        head = "".join(f"<th>{html.escape(_lead_label(x))}</th>" for x in leads)
-        body = "".join(
-            f"<tr><th>{html.escape(name)}</th>"
-            + "".join(f"<td>{_fmt(_get(vals, i))}</td>" for i in range(len(leads)))
-            + "</tr>"
-            for name, vals in rows
-            if vals is not None
-        )
-        parts.append(
-            f"<h3>{html.escape(m)} ({s.get('n_inits', 0)} inits, {html.escape(str(s.get('first_init')))} to "
-            f"{html.escape(str(s.get('last_init')))})</h3><table class='num'><tr><th></th>{head}</tr>{body}</table>"
-        )
-    return "\n".join(parts)
+        tables.append({"method": m, "n_inits": s.get("n_inits", 0), "first_init": str(s.get("first_init")),
+                       "last_init": str(s.get("last_init")),
+                       "rows": [(name, [_fmt(_get(vals, i)) for i in range(len(leads))])
+                                for name, vals in rows if vals is not None]})
+    return tables
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}
-table.num td{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4;text-align:left}
-.verdict{font-size:1.1em;padding:0.6em;background:#eef5ee;border-left:4px solid #4a4}
-pre{background:#f8f8f8;padding:0.8em;overflow-x:auto}figure{margin:1em 0}img{max-width:100%}
-figcaption{font-size:13px;color:#555}
-"""
+def _template(name: str):
+    """A template of ``forecast/evaluation/templates`` (autoescaped)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("forecast.evaluation", "templates"),
+                             autoescape=True, keep_trailing_newline=True)
+    return env.get_template(name)
 
 
 def write_report(
@@ -482,38 +473,17 @@ def write_report(
     json_path = out / "report.json"
     json_path.write_text(json.dumps(doc, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n", "utf-8")
 
-    prov_rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _flatten(doc["provenance"])
+    page = _template("report.html.j2").render(
+        verdict=line,
+        terminal=terminal_summary(summary),
+        provenance=_flatten(doc["provenance"]),
+        command=command,
+        figures=[{"name": name, "caption": caption, "data": base64.b64encode(png).decode()}
+                 for name, caption, png in figures],
+        leads=[_lead_label(x) for x in summary.get("lead_time_s", [])],
+        score_tables=_score_tables(summary),
+        conventions=[(k, str(v)) for k, v in sorted((summary.get("conventions") or {}).items())],
     )
-    if command:
-        prov_rows += f"<tr><th>command</th><td><code>{html.escape(command)}</code></td></tr>"
-    conv = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in sorted((summary.get("conventions") or {}).items())
-    )
-    figs = "\n".join(
-        f"<figure><img src='data:image/png;base64,{base64.b64encode(png).decode()}' alt='{html.escape(name)}'>"
-        f"<figcaption>{html.escape(caption)} (<a href='figures/{html.escape(name)}'>{html.escape(name)}</a>)"
-        "</figcaption></figure>"
-        for name, caption, png in figures
-    )
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Hindcast report</title><style>{_CSS}</style></head>
-<body>
-<h1>Hindcast report</h1>
-<p class="verdict"><strong>Verdict:</strong> {html.escape(line)}</p>
-<h2>Summary</h2>
-<pre>{html.escape(terminal_summary(summary))}</pre>
-<h2>Provenance</h2>
-<table>{prov_rows}</table>
-<h2>Figures</h2>
-{figs}
-<h2>Scores by lead time</h2>
-{_score_tables(summary)}
-<h2>Conventions</h2>
-<table>{conv}</table>
-</body></html>
-"""
     html_path = out / "report.html"
     html_path.write_text(page, "utf-8")
     return {"json": str(json_path), "html": str(html_path), "figures": fig_paths}
