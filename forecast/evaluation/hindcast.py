@@ -32,20 +32,29 @@ import logging
 import math
 import os
 import sys
-import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from importlib import metadata
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from forecast import __version__
-from forecast.catalog.models import Catalog, get_catalog
+from forecast.catalog.models import get_catalog
 from forecast.errors import BadInputError
+from forecast.quality.run import qc_config
 from forecast.stores.observations import store_for
+from forecast.evaluation.references import PRECIPITATION_THRESHOLDS, default_thresholds, fit_climatology
+from forecast.evaluation.tasks import (
+    CONTEXT_LOCK,
+    CONTEXTS,
+    Job,
+    Method,
+    Runner,
+    example,
+    new_verifier,
+    one_torch_thread,
+)
+from forecast.provenance import HindcastProvenance, ModelRef, ObservationRef, QCRef, software_versions
 from forecast.timeutil import iso, parse_duration, parse_time, to_epoch, utc
 from forecast.timeutil import stamp as _stamp
 
@@ -56,14 +65,9 @@ __all__ = ["DEFAULT_FSS_WINDOWS", "PRECIPITATION_THRESHOLDS", "REVISION_POLICY",
 
 #: FSS window sizes (grid cells), odd and increasing.
 DEFAULT_FSS_WINDOWS = (1, 3, 9, 17, 33)
-#: Event thresholds (mm/h) for precipitation-like variables when the catalog names none.
-PRECIPITATION_THRESHOLDS = (1.0, 10.0, 30.0, 50.0)
 #: Version of ``state.json``.
 STATE_VERSION = 1
 STATE_FILE = "state.json"
-#: Seconds the model may take per init in a hindcast: timing belongs to the benchmark, and a deadline
-#: hit under load would make the numbers depend on the machine.
-HINDCAST_DEADLINE_S = 3600.0
 
 REVISION_POLICY = (
     "inputs: as-of read at each init time T (per slot the newest revision whose available_at <= T; a slot "
@@ -93,23 +97,6 @@ def _parse_every(every: str | timedelta | int, step_s: int) -> int:
     return secs
 
 
-def default_thresholds(catalog: Catalog, variable: str) -> tuple[float, ...]:
-    """The catalog's verification thresholds if it names some, else (1, 10, 30, 50) for precipitation-like
-    variables, the 0/10/20/30 degC marks for temperatures in K, otherwise four evenly spaced values inside
-    the physical range."""
-    var = catalog.variables[variable]
-    named = getattr(var, "thresholds", None) or getattr(var, "verification_thresholds", None)
-    if named:
-        return tuple(float(t) for t in named)
-    name = f"{var.standard_name} {var.long_name or ''} {variable}".lower()
-    if any(w in name for w in ("precipitation", "rainfall", "rain_rate", "snowfall")):
-        return PRECIPITATION_THRESHOLDS
-    if var.units.strip() == "K":
-        return (273.15, 283.15, 293.15, 303.15)
-    lo, hi = var.physical_range
-    return tuple(float(lo + (hi - lo) * f) for f in (0.2, 0.4, 0.6, 0.8))
-
-
 def default_out(settings, dataset: str, version: str, start: datetime, end: datetime) -> Path:
     """HOME/hindcasts/<dataset>-<version>-<start>-<end>/."""
     return Path(settings.home) / "hindcasts" / f"{dataset}-{version}-{_stamp(start)}-{_stamp(end)}"
@@ -124,287 +111,12 @@ def _as_time(value: datetime | str, what: str) -> datetime:
         raise BadInputError(f"{what}: {e}") from None
 
 
-# --------------------------------------------------------------------------------------------------
-# the job each task runs (picklable: it travels to dask.distributed workers)
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Method:
-    name: str  # "model", "production", "persistence", ...
-    version: str | None = None  # a registry version for learned models
-
-
-@dataclass
-class _Job:
-    settings: Any
-    dataset: str
-    variable: str
-    snapshot: str
-    methods: tuple[_Method, ...]
-    n_leads: int
-    k: int
-    thresholds: tuple[float, ...]
-    fss_thresholds: tuple[float, ...]
-    fss_windows: tuple[int, ...]
-    include_unreviewed_suspect: bool
-    climatology: Any = None
-    key: str = ""
-
-
-class _Context:
-    """What one process needs to run tasks of one job: catalog, store, registry, forecasters."""
-
-    def __init__(self, job: _Job):
-        from forecast.nowcast.forecaster import Forecaster
-        from forecast.registry.store import ModelRegistry
-
-        st = job.settings
-        self.catalog = get_catalog(st.catalogs, job.dataset)
-        self.store = store_for(st)
-        self.registry = None
-        if any(m.version for m in job.methods):
-            self.registry = ModelRegistry(st.db_url, st.models_dir)
-        self.forecasters = {}
-        for m in job.methods:
-            if m.version is not None:
-                fc = Forecaster(self.catalog, job.variable, registry=self.registry, model=m.version,
-                                deadline=HINDCAST_DEADLINE_S)
-            else:
-                fc = Forecaster(self.catalog, job.variable, method=m.name, climatology=job.climatology)
-            fc.n_leads = job.n_leads  # every method verified at the same lead times
-            self.forecasters[m.name] = fc
-        self.step_s = int(self.catalog.time.step_seconds)
-        if self.registry is not None:
-            _one_torch_thread()
-
-
-def _one_torch_thread() -> int:
-    """Run models on one intra-op thread per task and return the count before. Init tasks already run
-    side by side on every core; torch's default (a thread per core, per task) oversubscribed them: on 2
-    busy cores a forecast took ~0.7 s with 2 threads and ~0.04 s with 1. One thread also makes the
-    hindcast's numbers independent of the machine's core count (float sums in a fixed order)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    return before
-
-
-_CONTEXTS: dict[str, _Context] = {}
-_CONTEXT_LOCK = threading.Lock()
-
-
-def _context(job: _Job) -> _Context:
-    with _CONTEXT_LOCK:
-        ctx = _CONTEXTS.get(job.key)
-        if ctx is None:
-            ctx = _CONTEXTS[job.key] = _Context(job)
-        return ctx
-
-
-def _verifier(job: _Job, lead_s: Sequence[int]):
-    from forecast.evaluation import Verifier
-
-    return Verifier(np.asarray(lead_s, dtype="int64").astype("timedelta64[s]"), job.thresholds,
-                    job.fss_windows, job.fss_thresholds)
-
-
-def _forecasts(job: _Job, init_s: int) -> tuple[dict[str, Any], dict[str, Any], Any]:
-    """Inputs as of the init, every method's `Produced`, and the verifying observations (latest)."""
-    from forecast.nowcast.predict import read_inputs
-    from forecast.stores.observations import open_observations
-
-    ctx = _context(job)
-    init = datetime.fromtimestamp(init_s, timezone.utc)
-    inputs = read_inputs(ctx.store, ctx.catalog, job.variable, init, job.k, as_of=init, snapshot=job.snapshot)
-    produced = {name: fc.produce(inputs, init, as_of=init) for name, fc in ctx.forecasters.items()}
-    step = timedelta(seconds=ctx.step_s)
-    v = job.variable
-    obs = open_observations(ctx.catalog.id, store=ctx.store, start=init + step, end=init + job.n_leads * step,
-                            snapshot=job.snapshot)
-    obs = obs[[n for n in (v, f"{v}_qc", f"{v}_qc_tests") if n in obs]].load()
-    return inputs, produced, obs
-
-
-def _verifying(job: _Job, obs) -> tuple[np.ndarray, np.ndarray]:
-    from qc.flags import usable_mask
-
-    v = job.variable
-    values = np.asarray(obs[v].values, dtype=np.float32)
-    usable = np.isfinite(values)
-    if f"{v}_qc" in obs:
-        usable &= np.asarray(usable_mask(obs[f"{v}_qc"].values, obs[f"{v}_qc_tests"].values,
-                                         include_unreviewed_suspect=job.include_unreviewed_suspect))
-    return values, usable
-
-
-def _verify_init(job: _Job, init_s: int) -> dict[str, Any]:
-    """Verify every method at one init; a small JSON-able result (a partial Verifier state)."""
-    t0 = time.perf_counter()
-    try:
-        _, produced, obs = _forecasts(job, init_s)
-    except BadInputError as e:  # nothing to forecast from at this init: skipped, said why
-        return {"init": init_s, "skipped": str(e), "seconds": time.perf_counter() - t0}
-    values, usable = _verifying(job, obs)
-    valid = usable.copy()
-    fields = {}
-    for name, p in produced.items():
-        f = np.asarray(p.forecast[job.variable].values)
-        fields[name] = f
-        valid &= np.isfinite(f)
-    if not valid.any():
-        why = ("no usable observation at the valid times" if not usable.any()
-               else "no cell where every method has a value and the observation is usable")
-        return {"init": init_s, "skipped": f"{iso(init_s)}: {why}", "seconds": time.perf_counter() - t0}
-    lead_s = [int(s) for s in (np.arange(1, job.n_leads + 1) * _context(job).step_s)]
-    ver = _verifier(job, lead_s)
-    for name, f in fields.items():
-        ver.add(np.datetime64(init_s, "s"), name, f, values, valid)
-    peak = np.where(valid, values, -np.inf).reshape(job.n_leads, -1).max(axis=1)
-    lead = int(np.argmax(peak))
-    return {
-        "init": init_s,
-        "state": ver.to_state(),
-        "fallbacks": {name: p.fallback["reason"] for name, p in produced.items() if p.fallback},
-        "event": [float(peak[lead]), init_s, lead],
-        "seconds": time.perf_counter() - t0,
-    }
-
-
-def _example(job: _Job, init_s: int, lead: int, units: str) -> dict[str, Any]:
-    """Maps of the most intense event: observed (NaN where not verifiable) beside every method."""
-    _, produced, obs = _forecasts(job, init_s)
-    values, usable = _verifying(job, obs)
-    o = np.where(usable[lead], values[lead], np.nan)
-    step = _context(job).step_s
-    return {
-        "title": f"most intense event (observed max {np.nanmax(o):.1f} {units})",
-        "init_time": np.datetime64(init_s, "s"),
-        "lead_time": int((lead + 1) * step),
-        "obs": o,
-        "fields": {name: np.asarray(p.forecast[job.variable].values[lead], dtype=float)
-                   for name, p in produced.items()},
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# the driver
-# --------------------------------------------------------------------------------------------------
-
-
-class _Runner:
-    """Runs batches of init tasks on the threaded scheduler or a dask.distributed cluster."""
-
-    def __init__(self, scheduler: str | None):
-        self.scheduler = scheduler or "threads"
-        self.client = None
-        if self.scheduler not in ("threads", "sync", "synchronous", "single-threaded"):
-            try:
-                from distributed import Client
-            except ImportError as e:  # pragma: no cover - distributed is a dependency
-                raise BadInputError("--scheduler ADDRESS needs the `distributed` package") from e
-            try:
-                self.client = Client(self.scheduler, set_as_default=False, timeout="20s")
-            except (OSError, TimeoutError, ValueError) as e:
-                raise BadInputError(f"cannot reach the dask scheduler at {self.scheduler}: {e}") from None
-
-    @property
-    def workers(self) -> int:
-        if self.client is not None:
-            return max(1, sum(self.client.nthreads().values()))
-        if self.scheduler != "threads":
-            return 1
-        from forecast.parallel import default_workers
-
-        return default_workers()
-
-    def map(self, job: _Job, inits: Sequence[int]) -> list[dict]:
-        if self.client is not None:
-            [job_f] = self.client.scatter([job], broadcast=True, hash=False)
-            futures = self.client.map(_verify_init, [job_f] * len(inits), list(inits), pure=False)
-            return self.client.gather(futures)
-        if self.scheduler != "threads":
-            return [_verify_init(job, i) for i in inits]
-        import dask
-
-        job_d = dask.delayed(job, name=f"hindcast-job-{job.key[:16]}", traverse=False)
-        tasks = [dask.delayed(_verify_init)(job_d, i, dask_key_name=f"hindcast-{job.key[:16]}-{i}") for i in inits]
-        return list(dask.compute(*tasks, scheduler="threads", num_workers=self.workers))
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-
-
-def _software() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"forecast": __version__}
-    for name in ("numpy", "xarray", "dask", "zarr", "icechunk", "torch", "lightning", "pysteps", "scores"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _model_info(rec) -> dict[str, Any]:
-    training = (rec.extra or {}).get("training") or {}
-    period = training.get("period")
-    return {
-        "version": rec.version, "stage": rec.stage, "checkpoint_sha256": rec.checkpoint_sha256,
-        "architecture": (rec.hyperparameters.get("network") or {}).get("architecture", "unet"),
-        "leads": int(rec.hyperparameters.get("leads", 12)), "inputs": int(rec.hyperparameters.get("inputs", 6)),
-        "training_period": list(period) if period else None,
-        "training_snapshot": rec.snapshot,
-    }
-
-
 def _overlaps(period: list[str] | None, start: datetime, last_valid: datetime) -> bool | None:
     """Whether the model's training period overlaps the verified period (None: unknown)."""
     if not period:
         return None
     a, b = (parse_time(p) for p in period)
     return a <= last_valid and start <= b
-
-
-def _fit_climatology(settings, catalog: Catalog, variable: str, store, snapshot: str, start: datetime,
-                     training: list[str] | None, suspect: bool):
-    """Climatology on usable observations strictly before ``start`` as known at ``start`` (and within the
-    model's training period when known). Returns (fitted or None, provenance dict)."""
-    from forecast.nowcast import Climatology
-    from forecast.stores.observations import open_observations
-    from qc.flags import usable_mask
-
-    step = timedelta(seconds=int(catalog.time.step_seconds))
-    hi = start - step
-    lo = None
-    if training:
-        t0, t1 = (parse_time(p) for p in training)
-        lo, hi = t0, min(hi, t1)
-    if lo is not None and lo > hi:
-        return None, {"skipped": f"the model's training period {training[0]} .. {training[1]} does not lie before "
-                                 f"the start {iso(start)}"}
-    try:
-        # without a training period: from the first slot known at the start (an explicit start would
-        # otherwise reach back to the beginning of the axis)
-        ds = open_observations(catalog.id, store=store, start=lo, end=hi if lo is not None else None, as_of=start,
-                               snapshot=snapshot)
-    except BadInputError as e:
-        return None, {"skipped": str(e)}
-    ds = ds.sel(time=slice(None, np.datetime64(utc(hi).replace(tzinfo=None), "ns")))
-    if ds.sizes["time"] == 0:
-        return None, {"skipped": f"no observations before the start {iso(start)} as known at the start"}
-    mask = None
-    if f"{variable}_qc" in ds:
-        mask = usable_mask(ds[f"{variable}_qc"], ds[f"{variable}_qc_tests"], include_unreviewed_suspect=suspect)
-    try:
-        clim = Climatology().fit(ds[variable], mask=mask)
-    except BadInputError as e:
-        return None, {"skipped": f"no usable observation before the start {iso(start)} ({e})"}
-    times = ds["time"].values
-    return clim, {"fitted_on": [str(np.datetime64(times[0], "s")) + "Z", str(np.datetime64(times[-1], "s")) + "Z"],
-                  "as_of": iso(start), "samples": int(getattr(clim, "train_samples_", 0)),
-                  "within_training_period": bool(training)}
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -496,8 +208,8 @@ def run_hindcast(
         if variable not in catalog.variables:
             raise BadInputError(f"dataset {dataset!r} has no variable {variable!r}")
         prod = registry.production(dataset, variable)
-        model_info = _model_info(rec)
-        prod_info = _model_info(prod) if prod is not None and prod.version != rec.version else None
+        model_info = ModelRef.from_record(rec).to_json()
+        prod_info = ModelRef.from_record(prod).to_json() if prod is not None and prod.version != rec.version else None
 
     store = store_for(settings)
     if not store.exists():
@@ -545,34 +257,34 @@ def run_hindcast(
                  "verifier": None, "skipped": {}, "fallbacks": {}, "event": None, "climatology": clim_info}
     climatology = None
     if "climatology" in baselines:
-        climatology, clim_info = _fit_climatology(settings, catalog, variable, store, snapshot, start_dt,
+        climatology, clim_info = fit_climatology(settings, catalog, variable, store, snapshot, start_dt,
                                                   model_info["training_period"], include_unreviewed_suspect)
         state["climatology"] = clim_info
         if climatology is None:
             log.warning("climatology baseline skipped: %s", clim_info["skipped"])
 
-    methods = [_Method("model", model)]
+    methods = [Method("model", model)]
     if prod_info is not None:
-        methods.append(_Method("production", prod_info["version"]))
-    methods += [_Method(b) for b in baselines if b != "climatology" or climatology is not None]
+        methods.append(Method("production", prod_info["version"]))
+    methods += [Method(b) for b in baselines if b != "climatology" or climatology is not None]
     key_doc = {**run_args, "snapshot": snapshot, "production": prod_info and prod_info["version"],
                "k": k, "n_leads": n_leads, "methods": [m.name for m in methods], "settings": settings.model_dump_json(),
                "climatology": state["climatology"]}
-    job = _Job(settings=settings, dataset=dataset, variable=variable, snapshot=snapshot, methods=tuple(methods),
+    job = Job(settings=settings, dataset=dataset, variable=variable, snapshot=snapshot, methods=tuple(methods),
                n_leads=n_leads, k=k, thresholds=thr, fss_thresholds=fthr, fss_windows=wins,
                include_unreviewed_suspect=include_unreviewed_suspect, climatology=climatology,
                key=hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest())
 
     lead_s = [int(s) for s in np.arange(1, n_leads + 1) * step_s]
-    verifier = Verifier.from_state(state["verifier"]) if state["verifier"] else _verifier(job, lead_s)
+    verifier = Verifier.from_state(state["verifier"]) if state["verifier"] else new_verifier(job, lead_s)
     done = {int(np.datetime64(t, "s").astype("int64")) for t in verifier.inits("model")}
     done |= {int(s) for s in state["skipped"]}
     todo = [i for i in inits if i not in done]
     resumed = len(inits) - len(todo)
     torch_threads = None
     if "torch" in sys.modules or any(m.version for m in job.methods):
-        torch_threads = _one_torch_thread()  # restored below
-    runner = _Runner(scheduler if scheduler is not None else settings.dask_scheduler)
+        torch_threads = one_torch_thread()  # restored below
+    runner = Runner(scheduler if scheduler is not None else settings.dask_scheduler)
     batch = int(batch_size) if batch_size else max(8, 4 * runner.workers)
     task_seconds = 0.0
     t_loop = time.perf_counter()
@@ -609,11 +321,11 @@ def run_hindcast(
         examples = []
         if state["event"] is not None and math.isfinite(state["event"][0]):
             units = catalog.variables[variable].units
-            examples.append(_example(job, int(state["event"][1]), int(state["event"][2]), units))
+            examples.append(example(job, int(state["event"][1]), int(state["event"][2]), units))
     finally:
         runner.close()
-        with _CONTEXT_LOCK:
-            ctx = _CONTEXTS.pop(job.key, None)
+        with CONTEXT_LOCK:
+            ctx = CONTEXTS.pop(job.key, None)
         if ctx is not None and ctx.registry is not None:
             ctx.registry.close()
         if torch_threads is not None:
@@ -631,37 +343,35 @@ def run_hindcast(
     for reason in state["skipped"].values():
         generic = reason.split(": ", 1)[1] if reason[:4].isdigit() and ": " in reason else reason
         skipped_counts[generic] = skipped_counts.get(generic, 0) + 1
-    from forecast.quality.run import qc_config
-
     overlap = {"model": _overlaps(model_info["training_period"], start_dt, last_valid)}
     if prod_info is not None:
         overlap["production"] = _overlaps(prod_info["training_period"], start_dt, last_valid)
     command = command or _command(dataset, model, start_dt, end_dt, every, baselines, variable, out)
-    provenance = {
-        "dataset": dataset,
-        "variable": variable,
-        "model": model_info,
-        "production": prod_info,
-        "methods": {m.name: (f"model {m.version}" if m.version else m.name) for m in methods},
-        "period": {"start": iso(start_dt), "end": iso(end_dt), "every_s": every_s, "inits_requested": len(inits),
-                   "inits_verified": n_verified, "inits_skipped": len(state["skipped"]),
-                   "skipped_reasons": skipped_counts, "last_valid_time": iso(last_valid)},
-        "observations": {"dataset": dataset, "store": str(store.location), "snapshot": snapshot},
-        "qc": {"config_hash": qc_config(catalog).config_hash(),
-               "verification_uses": "GOOD, NOT_EVALUATED, reviewed-accepted"
-               + (", unreviewed SUSPECT" if include_unreviewed_suspect else "")
-               + "; never FAIL, reviewed-rejected or MISSING"},
-        "catalog_hash": catalog.hash,
-        "revision_policy": REVISION_POLICY.format(
+    provenance = HindcastProvenance(
+        dataset=dataset,
+        variable=variable,
+        model=ModelRef(**model_info),
+        production=ModelRef(**prod_info) if prod_info is not None else None,
+        methods={m.name: (f"model {m.version}" if m.version else m.name) for m in methods},
+        period={"start": iso(start_dt), "end": iso(end_dt), "every_s": every_s, "inits_requested": len(inits),
+                "inits_verified": n_verified, "inits_skipped": len(state["skipped"]),
+                "skipped_reasons": skipped_counts, "last_valid_time": iso(last_valid)},
+        observations=ObservationRef(dataset=dataset, store=str(store.location), snapshot=snapshot),
+        qc=QCRef(config_hash=qc_config(catalog).config_hash(),
+                 verification_uses="GOOD, NOT_EVALUATED, reviewed-accepted"
+                 + (", unreviewed SUSPECT" if include_unreviewed_suspect else "")
+                 + "; never FAIL, reviewed-rejected or MISSING"),
+        catalog_hash=catalog.hash,
+        revision_policy=REVISION_POLICY.format(
             suspect="included" if include_unreviewed_suspect else "excluded",
             training=" and within the model's training period" if model_info["training_period"] else ""),
-        "climatology": state["climatology"],
-        "fallbacks": state["fallbacks"],
-        "training_overlap": overlap,
-        "software": _software(),
-        "settings": {"thresholds": list(thr), "fss_thresholds": list(fthr), "fss_windows": list(wins),
-                     "n_boot": int(n_boot), "bootstrap_seed": 0, "n_leads": n_leads, "input_slots": k},
-    }
+        climatology=state["climatology"],
+        fallbacks=state["fallbacks"],
+        training_overlap=overlap,
+        software=software_versions(),
+        settings={"thresholds": list(thr), "fss_thresholds": list(fthr), "fss_windows": list(wins),
+                  "n_boot": int(n_boot), "bootstrap_seed": 0, "n_leads": n_leads, "input_slots": k},
+    ).to_json()
     paths = write_report(summary, out_dir, provenance=provenance, examples=examples, command=command)
     seconds = time.perf_counter() - t_start
     line = verdict(summary)

@@ -1,0 +1,232 @@
+"""The work of one hindcast init, as a task that travels to threads or dask.distributed workers: read the
+inputs as known at the init, forecast with every method through `Forecaster.produce` (the code path of
+`forecast predict`), verify against the latest QC-usable observations on one shared mask, and return a
+small mergeable `Verifier` state. `Runner` maps batches of inits onto threads or a cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+import numpy as np
+
+from forecast.catalog import get_catalog
+from forecast.errors import BadInputError
+from forecast.stores import store_for
+from forecast.timeutil import iso
+
+#: Seconds the model may take per init in a hindcast: timing belongs to the benchmark, and a deadline
+#: hit under load would make the numbers depend on the machine.
+HINDCAST_DEADLINE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # "model", "production", "persistence", ...
+    version: str | None = None  # a registry version for learned models
+
+
+@dataclass
+class Job:
+    settings: Any
+    dataset: str
+    variable: str
+    snapshot: str
+    methods: tuple[Method, ...]
+    n_leads: int
+    k: int
+    thresholds: tuple[float, ...]
+    fss_thresholds: tuple[float, ...]
+    fss_windows: tuple[int, ...]
+    include_unreviewed_suspect: bool
+    climatology: Any = None
+    key: str = ""
+
+
+class Context:
+    """What one process needs to run tasks of one job: catalog, store, registry, forecasters."""
+
+    def __init__(self, job: Job):
+        from forecast.nowcast.forecaster import Forecaster
+        from forecast.registry.store import ModelRegistry
+
+        st = job.settings
+        self.catalog = get_catalog(st.catalogs, job.dataset)
+        self.store = store_for(st)
+        self.registry = None
+        if any(m.version for m in job.methods):
+            self.registry = ModelRegistry(st.db_url, st.models_dir)
+        self.forecasters = {}
+        for m in job.methods:
+            if m.version is not None:
+                fc = Forecaster(self.catalog, job.variable, registry=self.registry, model=m.version,
+                                deadline=HINDCAST_DEADLINE_S)
+            else:
+                fc = Forecaster(self.catalog, job.variable, method=m.name, climatology=job.climatology)
+            fc.n_leads = job.n_leads  # every method verified at the same lead times
+            self.forecasters[m.name] = fc
+        self.step_s = int(self.catalog.time.step_seconds)
+        if self.registry is not None:
+            one_torch_thread()
+
+
+def one_torch_thread() -> int:
+    """Run models on one intra-op thread per task and return the count before. Init tasks already run
+    side by side on every core; torch's default (a thread per core, per task) oversubscribed them: on 2
+    busy cores a forecast took ~0.7 s with 2 threads and ~0.04 s with 1. One thread also makes the
+    hindcast's numbers independent of the machine's core count (float sums in a fixed order)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return before
+
+
+CONTEXTS: dict[str, Context] = {}
+CONTEXT_LOCK = threading.Lock()
+
+
+def context(job: Job) -> Context:
+    with CONTEXT_LOCK:
+        ctx = CONTEXTS.get(job.key)
+        if ctx is None:
+            ctx = CONTEXTS[job.key] = Context(job)
+        return ctx
+
+
+def new_verifier(job: Job, lead_s: Sequence[int]):
+    from forecast.evaluation import Verifier
+
+    return Verifier(np.asarray(lead_s, dtype="int64").astype("timedelta64[s]"), job.thresholds,
+                    job.fss_windows, job.fss_thresholds)
+
+
+def forecasts(job: Job, init_s: int) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Inputs as of the init, every method's `Produced`, and the verifying observations (latest)."""
+    from forecast.nowcast.predict import read_inputs
+    from forecast.stores.observations import open_observations
+
+    ctx = context(job)
+    init = datetime.fromtimestamp(init_s, timezone.utc)
+    inputs = read_inputs(ctx.store, ctx.catalog, job.variable, init, job.k, as_of=init, snapshot=job.snapshot)
+    produced = {name: fc.produce(inputs, init, as_of=init) for name, fc in ctx.forecasters.items()}
+    step = timedelta(seconds=ctx.step_s)
+    v = job.variable
+    obs = open_observations(ctx.catalog.id, store=ctx.store, start=init + step, end=init + job.n_leads * step,
+                            snapshot=job.snapshot)
+    obs = obs[[n for n in (v, f"{v}_qc", f"{v}_qc_tests") if n in obs]].load()
+    return inputs, produced, obs
+
+
+def verifying(job: Job, obs) -> tuple[np.ndarray, np.ndarray]:
+    from qc.flags import usable_mask
+
+    v = job.variable
+    values = np.asarray(obs[v].values, dtype=np.float32)
+    usable = np.isfinite(values)
+    if f"{v}_qc" in obs:
+        usable &= np.asarray(usable_mask(obs[f"{v}_qc"].values, obs[f"{v}_qc_tests"].values,
+                                         include_unreviewed_suspect=job.include_unreviewed_suspect))
+    return values, usable
+
+
+def verify_init(job: Job, init_s: int) -> dict[str, Any]:
+    """Verify every method at one init; a small JSON-able result (a partial Verifier state)."""
+    t0 = time.perf_counter()
+    try:
+        _, produced, obs = forecasts(job, init_s)
+    except BadInputError as e:  # nothing to forecast from at this init: skipped, said why
+        return {"init": init_s, "skipped": str(e), "seconds": time.perf_counter() - t0}
+    values, usable = verifying(job, obs)
+    valid = usable.copy()
+    fields = {}
+    for name, p in produced.items():
+        f = np.asarray(p.forecast[job.variable].values)
+        fields[name] = f
+        valid &= np.isfinite(f)
+    if not valid.any():
+        why = ("no usable observation at the valid times" if not usable.any()
+               else "no cell where every method has a value and the observation is usable")
+        return {"init": init_s, "skipped": f"{iso(init_s)}: {why}", "seconds": time.perf_counter() - t0}
+    lead_s = [int(s) for s in (np.arange(1, job.n_leads + 1) * context(job).step_s)]
+    ver = new_verifier(job, lead_s)
+    for name, f in fields.items():
+        ver.add(np.datetime64(init_s, "s"), name, f, values, valid)
+    peak = np.where(valid, values, -np.inf).reshape(job.n_leads, -1).max(axis=1)
+    lead = int(np.argmax(peak))
+    return {
+        "init": init_s,
+        "state": ver.to_state(),
+        "fallbacks": {name: p.fallback["reason"] for name, p in produced.items() if p.fallback},
+        "event": [float(peak[lead]), init_s, lead],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def example(job: Job, init_s: int, lead: int, units: str) -> dict[str, Any]:
+    """Maps of the most intense event: observed (NaN where not verifiable) beside every method."""
+    _, produced, obs = forecasts(job, init_s)
+    values, usable = verifying(job, obs)
+    o = np.where(usable[lead], values[lead], np.nan)
+    step = context(job).step_s
+    return {
+        "title": f"most intense event (observed max {np.nanmax(o):.1f} {units})",
+        "init_time": np.datetime64(init_s, "s"),
+        "lead_time": int((lead + 1) * step),
+        "obs": o,
+        "fields": {name: np.asarray(p.forecast[job.variable].values[lead], dtype=float)
+                   for name, p in produced.items()},
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# the driver
+# --------------------------------------------------------------------------------------------------
+
+
+class Runner:
+    """Runs batches of init tasks on the threaded scheduler or a dask.distributed cluster."""
+
+    def __init__(self, scheduler: str | None):
+        self.scheduler = scheduler or "threads"
+        self.client = None
+        if self.scheduler not in ("threads", "sync", "synchronous", "single-threaded"):
+            try:
+                from distributed import Client
+            except ImportError as e:  # pragma: no cover - distributed is a dependency
+                raise BadInputError("--scheduler ADDRESS needs the `distributed` package") from e
+            try:
+                self.client = Client(self.scheduler, set_as_default=False, timeout="20s")
+            except (OSError, TimeoutError, ValueError) as e:
+                raise BadInputError(f"cannot reach the dask scheduler at {self.scheduler}: {e}") from None
+
+    @property
+    def workers(self) -> int:
+        if self.client is not None:
+            return max(1, sum(self.client.nthreads().values()))
+        if self.scheduler != "threads":
+            return 1
+        from forecast.parallel import default_workers
+
+        return default_workers()
+
+    def map(self, job: Job, inits: Sequence[int]) -> list[dict]:
+        if self.client is not None:
+            [job_f] = self.client.scatter([job], broadcast=True, hash=False)
+            futures = self.client.map(verify_init, [job_f] * len(inits), list(inits), pure=False)
+            return self.client.gather(futures)
+        if self.scheduler != "threads":
+            return [verify_init(job, i) for i in inits]
+        import dask
+
+        job_d = dask.delayed(job, name=f"hindcast-job-{job.key[:16]}", traverse=False)
+        tasks = [dask.delayed(verify_init)(job_d, i, dask_key_name=f"hindcast-{job.key[:16]}-{i}") for i in inits]
+        return list(dask.compute(*tasks, scheduler="threads", num_workers=self.workers))
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
