@@ -89,7 +89,7 @@ class ObservationReader(HeadReader):
         self._datasets: list[str] | None = None
 
     def _open_store(self):
-        from forecast.stores.observations import ObservationStore
+        from forecast.stores import ObservationStore
 
         return ObservationStore(self.settings.observation_store, lock_timeout=self.settings.lock_timeout)
 
@@ -139,7 +139,7 @@ class ObservationReader(HeadReader):
              window: tuple[int, int, int, int]):
         """Values, flags and test bits over slots [lo, hi] and cells [iy0:iy1, ix0:ix1]: a dict
         ``{var: (values, qc, tests, revision, available_at)}`` plus the slot times (epoch s)."""
-        from forecast.stores.observations import open_observations
+        from forecast.stores import open_observations
 
         t = view.catalog.time
         start = datetime.fromtimestamp(int(t.label(lo)), tz=timezone.utc)

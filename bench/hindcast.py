@@ -58,7 +58,7 @@ def build(home: Path, n_inits: int) -> None:
     from forecast.quality.run import run_qc
     from forecast.synthetic.generate import generate_sample
     from forecast.settings import Settings
-    from forecast.stores.observations import ObservationStore
+    from forecast.stores import ObservationStore
 
     cats = home / "catalogs"
     cats.mkdir(parents=True, exist_ok=True)

@@ -169,7 +169,7 @@ def empty_store_bytes(doc: dict, slots: int, where: Path) -> int:
     import logging
 
     from forecast.catalog.models import Catalog
-    from forecast.stores.observations import ObservationStore
+    from forecast.stores import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     cat = Catalog.model_validate(doc)
@@ -226,7 +226,7 @@ def child_ingest(catalog_dir: str, store: str, files: list[str]) -> dict:
     t0 = time.perf_counter()
     from forecast.catalog.models import get_catalog
     from forecast.ingest.batch import ingest
-    from forecast.stores.observations import ObservationStore
+    from forecast.stores import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     t_import = time.perf_counter() - t0

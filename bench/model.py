@@ -47,11 +47,11 @@ def build_demo_data(settings) -> None:
     from rich.console import Console
 
     from forecast.cli.demo import run_demo
-    from forecast.stores.observations import store_for
+    from forecast.stores import store_for
 
     store = store_for(settings)
     if store.exists():
-        from forecast.stores.observations import dataset_summary
+        from forecast.stores import dataset_summary
 
         try:
             if dataset_summary(store, DATASET)["slots_filled"] > 200:
@@ -100,7 +100,7 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     from forecast.nowcast.predict import read_inputs
     from forecast.registry.store import ModelRegistry
     from forecast.settings import Settings
-    from forecast.stores.observations import open_observations, store_for
+    from forecast.stores import open_observations, store_for
     from forecast.evaluation import Verifier
     from qc.flags import usable_mask
 

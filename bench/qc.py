@@ -88,7 +88,7 @@ def build_inputs(tmp: Path, size: int, slots: int) -> dict:
 
     from forecast.ingest.batch import ingest
     from forecast.synthetic.generate import generate_sample
-    from forecast.stores.observations import ObservationStore
+    from forecast.stores import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     cat_path, cat = write_catalog(tmp / "catalogs", bench_catalog_doc(size, max(slots, 288)))
@@ -115,12 +115,12 @@ def _open(args):
     import logging
 
     from forecast.catalog.models import load_catalog
-    from forecast.stores.observations import ObservationStore
+    from forecast.stores import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
     cat, store = load_catalog(args.catalog), ObservationStore(args.store)
     # warm up outside the timings: imports (xarray, dask, zarr, icechunk) and the repository handle
-    from forecast.stores.observations import open_observations
+    from forecast.stores import open_observations
 
     open_observations(cat.id, store=store)
     return cat, store
@@ -161,7 +161,7 @@ def child_parts(args) -> dict:
     import numpy as np
 
     from forecast.quality.run import qc_config
-    from forecast.stores.observations import open_observations
+    from forecast.stores import open_observations
     from qc.pipeline import run_checks
 
     cat, store = _open(args)
@@ -289,7 +289,7 @@ def child_breakdown(args) -> dict:
     import zarr
 
     import forecast.quality.run as qr
-    import forecast.stores.observations as fs
+    import forecast.stores.repo as fs
     import qc.pipeline as qp
 
     cat, store = _open(args)
@@ -315,7 +315,7 @@ def child_breakdown(args) -> dict:
         setattr(owner, attr, w)
         return orig
 
-    wrap(fs._SlotView, "__getitem__", "read values (icechunk get + blosc decode)")
+    wrap(fs.SlotView, "__getitem__", "read values (icechunk get + blosc decode)")
     wrap(qp, "_fused", "checks (_fused, per block)")
     wrap(qr, "run_checks", "build graph (run_checks)")
     wrap(qr, "open_observations", "open_observations (metadata)")

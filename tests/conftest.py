@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # tests/ncfiles.py
 
 from forecast.catalog.models import Catalog, parse_catalog  # noqa: E402
-from forecast.stores.observations import ObservationStore  # noqa: E402
+from forecast.stores import ObservationStore  # noqa: E402
 
 T0 = datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc)
 

@@ -460,7 +460,7 @@ def radar_obs(tmp_path_factory):
     from forecast.catalog.models import load_catalog
     from forecast.ingest.batch import ingest
     from forecast.synthetic.generate import generate_sample
-    from forecast.stores.observations import ObservationStore, open_observations
+    from forecast.stores import ObservationStore, open_observations
 
     from conftest import ROOT
 

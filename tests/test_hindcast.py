@@ -20,7 +20,7 @@ from forecast.errors import BadInputError
 from forecast.ingest.batch import ingest
 from forecast.quality.run import ReviewDecision, run_qc, write_decisions
 from forecast.settings import Settings
-from forecast.stores.observations import ObservationStore
+from forecast.stores import ObservationStore
 from forecast.timeutil import to_epoch
 from ncfiles import write_nc
 from qc.flags import QCFlag

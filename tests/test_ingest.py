@@ -15,7 +15,7 @@ from conftest import T0
 from forecast.cli import app
 from forecast.errors import BadInputError, StoreError
 from forecast.ingest.batch import ingest
-from forecast.stores.observations import ObservationStore, dataset_summary, open_observations
+from forecast.stores import ObservationStore, dataset_summary, open_observations
 from ncfiles import field, write_nc
 
 P = "precipitation_rate"

@@ -178,7 +178,7 @@ def world(tmp_path_factory):
     from forecast.quality.run import run_qc
     from forecast.synthetic.generate import generate_sample
     from forecast.settings import Settings
-    from forecast.stores.observations import store_for
+    from forecast.stores import store_for
 
     tmp = tmp_path_factory.mktemp("modelworld")
     doc = small_doc("radar_precip", ny=32, nx=48)
@@ -206,7 +206,7 @@ def test_train_registers_a_candidate_with_everything_that_made_it(world):
     from forecast.registry.store import ModelRegistry
 
     assert doc["version"] == "v1" and doc["stage"] == "candidate"
-    from forecast.stores.observations import store_for
+    from forecast.stores import store_for
 
     assert doc["snapshot"] == store_for(st).head()
     assert doc["catalog_hash"] == cat.hash and len(doc["qc_config_hash"]) == 64

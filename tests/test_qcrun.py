@@ -16,7 +16,7 @@ from forecast.cli import app
 from forecast.ingest.batch import ingest
 from forecast.quality.run import ReviewDecision, _segments, qc_config, run_qc, temporal_halo, write_decisions
 from forecast.synthetic.generate import generate_sample
-from forecast.stores.observations import ObservationStore, open_observations
+from forecast.stores import ObservationStore, open_observations
 from qc.flags import QCFlag, TestBit
 
 P = "precipitation_rate"

@@ -19,7 +19,7 @@ import xarray as xr
 from conftest import T0, small_doc, write_catalog
 from forecast.catalog.models import load_catalog
 from forecast.ingest.batch import ingest
-from forecast.stores.observations import ObservationStore, open_observations
+from forecast.stores import ObservationStore, open_observations
 from ncfiles import field, write_nc
 
 P = "precipitation_rate"

@@ -248,7 +248,7 @@ def ingest_cmd(
     """Ingest a batch of files: one atomic commit; duplicates, late files and revisions handled."""
     from forecast.catalog.models import get_catalog
     from forecast.ingest.batch import ingest
-    from forecast.stores.observations import store_for
+    from forecast.stores import store_for
 
     def body():
         st = _settings()
@@ -294,7 +294,7 @@ def store_log(
     as_json: bool = JsonOpt,
 ) -> None:
     """The store's commits touching a dataset: time, message, files."""
-    from forecast.stores.observations import store_for
+    from forecast.stores import store_for
 
     def body():
         st = _settings()
@@ -322,7 +322,7 @@ def store_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """Time range, slots filled and missing, revisions and size of a dataset."""
-    from forecast.stores.observations import dataset_summary, store_for
+    from forecast.stores import dataset_summary, store_for
 
     def body():
         st = _settings()
@@ -357,7 +357,7 @@ def qc_run(
     review decisions taken since (e.g. through the API) into the flags."""
     from forecast.catalog.models import get_catalog
     from forecast.quality.run import apply_pending_decisions, run_qc
-    from forecast.stores.observations import store_for
+    from forecast.stores import store_for
 
     def body():
         st = _settings()
@@ -481,7 +481,7 @@ def qc_decide(
         ItemNotFound,
         ReviewConflict,
     )
-    from forecast.stores.observations import store_for
+    from forecast.stores import store_for
 
     def body():
         st = _settings()

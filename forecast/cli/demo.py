@@ -21,7 +21,7 @@ from forecast.catalog.models import get_catalog, load_catalogs
 from forecast.ingest.batch import ingest
 from forecast.quality.run import apply_pending_decisions, run_qc
 from forecast.settings import Settings
-from forecast.stores.observations import dataset_summary, open_observations, store_for
+from forecast.stores import dataset_summary, open_observations, store_for
 from forecast.timeutil import iso
 
 DEMO_START = {"radar_precip": datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc),

@@ -42,7 +42,7 @@ import numpy as np
 from forecast.catalog.models import get_catalog
 from forecast.errors import BadInputError
 from forecast.quality.run import qc_config
-from forecast.stores.observations import store_for
+from forecast.stores import store_for
 from forecast.evaluation.references import PRECIPITATION_THRESHOLDS, default_thresholds, fit_climatology
 from forecast.evaluation.tasks import (
     CONTEXT_LOCK,

@@ -40,7 +40,7 @@ def fit_climatology(settings, catalog: Catalog, variable: str, store, snapshot: 
     """Climatology on usable observations strictly before ``start`` as known at ``start`` (and within the
     model's training period when known). Returns (fitted or None, provenance dict)."""
     from forecast.nowcast import Climatology
-    from forecast.stores.observations import open_observations
+    from forecast.stores import open_observations
     from qc.flags import usable_mask
 
     step = timedelta(seconds=int(catalog.time.step_seconds))

@@ -108,7 +108,7 @@ def new_verifier(job: Job, lead_s: Sequence[int]):
 def forecasts(job: Job, init_s: int) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Inputs as of the init, every method's `Produced`, and the verifying observations (latest)."""
     from forecast.nowcast.predict import read_inputs
-    from forecast.stores.observations import open_observations
+    from forecast.stores import open_observations
 
     ctx = context(job)
     init = datetime.fromtimestamp(init_s, timezone.utc)

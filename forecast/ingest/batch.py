@@ -25,7 +25,8 @@ import numpy as np
 from forecast import __version__
 from forecast.catalog.models import Catalog, units_registry
 from forecast.errors import BadInputError
-from forecast.stores.observations import HASH_BYTES, ObservationStore
+from forecast.stores import ObservationStore
+from forecast.stores.layout import HASH_BYTES
 from forecast.timeutil import iso, stamp, to_epoch
 
 log = logging.getLogger(__name__)

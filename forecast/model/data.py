@@ -58,7 +58,7 @@ def load_series(store, dataset: str, variable: str, *, snapshot: str | None = No
     Raises:
         BadInputError: unknown variable, or no slot in the range.
     """
-    from forecast.stores.observations import open_observations
+    from forecast.stores import open_observations
     from qc.flags import usable_mask
 
     ds = open_observations(dataset, store=store, snapshot=snapshot, start=start, end=end, as_of=as_of)

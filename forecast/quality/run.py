@@ -21,12 +21,9 @@ from forecast import __version__
 from forecast.catalog.models import Catalog
 from forecast.errors import BadInputError
 from forecast.memory import tune_malloc
-from forecast.stores.observations import (
-    ObservationStore,
-    codec_for,
-    open_observations,
-    qc_arrays,
-)
+from forecast.stores import ObservationStore, open_observations
+from forecast.stores.layout import qc_arrays
+from forecast.stores.repo import codec_for
 from forecast.timeutil import iso, to_epoch
 from qc.config import QCConfig, default_config
 from qc.flags import QCFlag, TestBit, apply_review, cf_attrs

@@ -8,7 +8,8 @@ from forecast.stores.forecasts import (
     UnknownForecastError,
     forecast_store_for,
 )
-from forecast.stores.observations import ObservationStore, dataset_summary, open_observations, store_for
+from forecast.stores.observations import ObservationStore, open_observations, store_for
+from forecast.stores.summary import dataset_summary
 
 __all__ = ["ANNOTATIONS", "PRODUCTION", "ForecastStore", "ObservationStore", "UnknownForecastError",
            "dataset_summary", "forecast_store_for", "open_observations", "store_for"]

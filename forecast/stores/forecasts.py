@@ -34,7 +34,7 @@ from forecast import __version__
 from forecast.catalog.models import Catalog
 from forecast.errors import BadInputError
 from forecast.plausibility import ANNOTATIONS, annotation_attrs
-from forecast.stores.observations import BRANCH, IcechunkRepo, _SlotView, codec_for
+from forecast.stores.repo import BRANCH, IcechunkRepo, SlotView, codec_for
 from forecast.timeutil import iso, parse_time, to_epoch, utc
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class ForecastStore(IcechunkRepo):
             for name in (vid, f"{vid}_annotation"):
                 a = g[name]
                 # through an index map: no dask graph over the whole pre-sized, mostly empty init axis
-                view = _SlotView(a, a, idx, a.shape[0], fill=a.fill_value)
+                view = SlotView(a, a, idx, a.shape[0], fill=a.fill_value)
                 arr = da.from_array(view, chunks=(1, *a.chunks[1:]), asarray=True, fancy=False,
                                     name=f"fcst-{dataset}-{run}-{name}-{session.snapshot_id}")
                 data[name] = (("init_time", "lead_time", "y", "x"), arr, dict(a.attrs))

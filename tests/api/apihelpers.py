@@ -85,7 +85,7 @@ def build_world(tmp):
     from forecast.ingest.batch import ingest
     from forecast.quality.run import run_qc
     from forecast.synthetic.generate import generate_sample
-    from forecast.stores.observations import ObservationStore
+    from forecast.stores import ObservationStore
     from forecast.db.users import UserStore
     from forecast.review import ReviewQueue
 

@@ -1,0 +1,149 @@
+"""An Icechunk repository at one location (local path, s3://bucket/prefix or memory://): sessions, the
+branch head, the writer lock, the codec the catalogs choose, and `SlotView` (reads through an index map).
+The observation and forecast stores build on it.
+
+Commits on local storage are serialised by a file lock (Icechunk's local storage does not arbitrate
+concurrent commits); on object storage Icechunk's own conflict detection does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from forecast.catalog import Catalog
+from forecast.errors import StoreBusyError
+
+BRANCH = "main"
+
+
+def codec_for(catalog: Catalog):
+    """The Blosc codec the catalog's ``storage`` section chose (values, flags and archives alike)."""
+    from zarr.codecs import BloscCodec
+
+    s = catalog.storage
+    shuffle = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle]
+    return BloscCodec(cname=s.cname, clevel=s.clevel, shuffle=shuffle, blocksize=s.blocksize)
+
+
+def quiet_icechunk() -> None:
+    # Local storage warns about concurrent commits on every open; we serialise commits with a lock.
+    import icechunk
+
+    with contextlib.suppress(Exception):
+        icechunk.set_logs_filter("error")
+
+
+class IcechunkRepo:
+    """An Icechunk repository at one location (local path, s3://bucket/prefix or memory://): sessions,
+    head, and the writer lock. The observation and forecast stores build on it."""
+
+    label = "store"
+
+    def __init__(self, location: str | Path, *, lock_timeout: float = 600.0):
+        self.location = str(location)
+        self.lock_timeout = lock_timeout
+        self._repo = None
+        self._lock = None
+
+    # -- repository and sessions -------------------------------------------------------------
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.location or self.location.startswith("file://")
+
+    def _storage(self):
+        import icechunk
+
+        loc = self.location
+        if loc.startswith("memory://"):
+            return icechunk.in_memory_storage()
+        if loc.startswith("s3://"):
+            bucket, _, prefix = loc[5:].partition("/")
+            return icechunk.s3_storage(bucket=bucket, prefix=prefix or None, from_env=True)
+        path = loc.removeprefix("file://")
+        return icechunk.local_filesystem_storage(str(Path(path).absolute()))
+
+    @property
+    def repo(self):
+        if self._repo is None:
+            import icechunk
+
+            quiet_icechunk()
+            if self.is_local:
+                Path(self.location.removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
+            with self.lock():
+                self._repo = icechunk.Repository.open_or_create(self._storage())
+        return self._repo
+
+    def exists(self) -> bool:
+        if self._repo is not None:
+            return True
+        if self.is_local:
+            return Path(self.location.removeprefix("file://")).exists()
+        return True
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serialise writers on local storage (an flock: released by the OS when a writer dies)."""
+        if not self.is_local:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        if self._lock is None:  # one instance per store: FileLock is re-entrant per instance
+            path = Path(self.location.removeprefix("file://"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(path) + ".lock")
+        lk = self._lock
+        try:
+            lk.acquire(timeout=self.lock_timeout)
+        except Timeout:
+            raise StoreBusyError(
+                f"another writer has held the {self.label} {self.location} for more than "
+                f"{self.lock_timeout:.0f} s; try again later or raise FORECAST_LOCK_TIMEOUT"
+            ) from None
+        try:
+            yield
+        finally:
+            lk.release()
+
+    def readonly(self, snapshot: str | None = None):
+        if snapshot:
+            return self.repo.readonly_session(snapshot_id=snapshot)
+        return self.repo.readonly_session(branch=BRANCH)
+
+    def writable(self):
+        return self.repo.writable_session(BRANCH)
+
+    def head(self) -> str:
+        return self.repo.lookup_branch(BRANCH)
+
+
+class SlotView:
+    """A zarr array seen through a slot-index map (lazy, for dask): row i reads ``source[rows[i]]``
+    where rows < 0 give NaN. Avoids building a dask graph over the whole pre-sized axis."""
+
+    def __init__(self, main, archive, rows: np.ndarray, n_main: int, fill=np.nan):
+        self.main, self.archive, self.rows, self.n_main, self.fill = main, archive, rows, n_main, fill
+        self.shape = (len(rows), *main.shape[1:])
+        self.dtype = np.dtype(main.dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        rows = self.rows[key[0]]
+        scalar = np.ndim(rows) == 0
+        rows = np.atleast_1d(rows)
+        rest = tuple(k if isinstance(k, slice) else slice(k, k + 1) for k in key[1:])
+        shape_rest = tuple(len(range(*s.indices(n))) for s, n in zip(rest, self.shape[1:]))
+        out = np.full((len(rows), *shape_rest), self.fill, dtype=self.dtype)
+        for i, r in enumerate(rows):
+            if r < 0:
+                continue
+            src = self.main if r < self.n_main else self.archive
+            out[i] = src[(int(r if r < self.n_main else r - self.n_main), *rest)]
+        return out[0] if scalar else out
