@@ -14,7 +14,8 @@ from conftest import ROOT
 from forecast.catalog.models import load_catalog
 from forecast.cli import app
 from forecast.ingest.batch import ingest
-from forecast.quality.run import ReviewDecision, _segments, qc_config, run_qc, temporal_halo, write_decisions
+from forecast.quality import ReviewDecision, qc_config, run_qc, write_decisions
+from forecast.quality.run import dirty_segments, temporal_halo
 from forecast.synthetic.generate import generate_sample
 from forecast.stores import ObservationStore, open_observations
 from qc.flags import QCFlag, TestBit
@@ -180,12 +181,12 @@ def test_surface_obs_cross_variable_and_degc(tmp_path):
 def test_segments_cover_dirty_slots_with_their_halo():
     dirty = np.zeros(100, bool)
     dirty[[10, 12, 60]] = True
-    assert _segments(dirty, 3, 1000, 1100, 50) == [(1007, 1016), (1057, 1064)]
-    assert _segments(dirty, 3, 1000, 1100, 4) == [(1007, 1011), (1011, 1015), (1015, 1016), (1057, 1061), (1061, 1064)]
-    assert _segments(np.zeros(5, bool), 3, 0, 5, 10) == []
+    assert dirty_segments(dirty, 3, 1000, 1100, 50) == [(1007, 1016), (1057, 1064)]
+    assert dirty_segments(dirty, 3, 1000, 1100, 4) == [(1007, 1011), (1011, 1015), (1015, 1016), (1057, 1061), (1061, 1064)]
+    assert dirty_segments(np.zeros(5, bool), 3, 0, 5, 10) == []
     edge = np.zeros(10, bool)
     edge[[0, 9]] = True
-    assert _segments(edge, 2, 0, 10, 100) == [(0, 3), (7, 10)]
+    assert dirty_segments(edge, 2, 0, 10, 100) == [(0, 3), (7, 10)]
 
 
 def test_record_storm_is_one_queue_item_and_decisions_reach_the_flags(tmp_path, monkeypatch):

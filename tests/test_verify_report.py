@@ -56,7 +56,7 @@ def test_report_files_and_identical_json_bytes(hindcast, tmp_path):
     summary, example = hindcast
     cmd = "forecast hindcast radar_precip --model v3 --start 2026-07-15T12:00Z --end 2026-07-15T17:00Z"
     a = write_report(summary, tmp_path / "a", provenance=PROVENANCE, examples=[example], command=cmd)
-    b = write_report(summary, tmp_path / "b", provenance=PROVENANCE, examples=[example], command=cmd)
+    write_report(summary, tmp_path / "b", provenance=PROVENANCE, examples=[example], command=cmd)
     for key in ("json", "html"):
         assert (tmp_path / "a" / f"report.{key}").exists() and a[key].endswith(f"report.{key}")
     raw = (tmp_path / "a" / "report.json").read_bytes()

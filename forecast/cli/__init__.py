@@ -356,7 +356,7 @@ def qc_run(
     """Flag new and revised slots (with the history temporal checks need); one commit of flags; then write
     review decisions taken since (e.g. through the API) into the flags."""
     from forecast.catalog.models import get_catalog
-    from forecast.quality.run import apply_pending_decisions, run_qc
+    from forecast.quality import apply_pending_decisions, run_qc
     from forecast.stores import store_for
 
     def body():
@@ -474,7 +474,7 @@ def qc_decide(
 ) -> None:
     """Decide a review item; final decisions are written into the store's flags at once."""
     from forecast.catalog.models import get_catalog
-    from forecast.quality.run import apply_pending_decisions
+    from forecast.quality import apply_pending_decisions
     from forecast.review import (
         FourEyesError,
         InvalidRequest,

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from forecast.catalog.models import get_catalog, load_catalogs
 from forecast.ingest.batch import ingest
-from forecast.quality.run import apply_pending_decisions, run_qc
+from forecast.quality import apply_pending_decisions, run_qc
 from forecast.settings import Settings
 from forecast.stores import dataset_summary, open_observations, store_for
 from forecast.timeutil import iso

@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
 import time
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ import numpy as np
 
 from forecast.catalog.models import get_catalog
 from forecast.errors import BadInputError
+from forecast.fileutil import write_json_atomic
 from forecast.quality.run import qc_config
 from forecast.stores import store_for
 from forecast.evaluation.references import PRECIPITATION_THRESHOLDS, default_thresholds, fit_climatology
@@ -117,12 +117,6 @@ def _overlaps(period: list[str] | None, start: datetime, last_valid: datetime) -
         return None
     a, b = (parse_time(p) for p in period)
     return a <= last_valid and start <= b
-
-
-def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")), "utf-8")
-    os.replace(tmp, path)
 
 
 def _differences(a: dict, b: dict) -> list[str]:
@@ -308,7 +302,7 @@ def run_hindcast(
                 if state["event"] is None or (ev[0], -ev[1]) > (state["event"][0], -state["event"][1]):
                     state["event"] = ev
             state["verifier"] = verifier.to_state()
-            _write_json(state_path, state)
+            write_json_atomic(state_path, state)
             if progress:
                 progress(resumed + min(b0 + batch, len(todo)), len(inits))
         loop_seconds = time.perf_counter() - t_loop

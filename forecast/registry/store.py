@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection
 
 from forecast.db.engine import NAMING_CONVENTION, Id, SQLStore, UTCDateTime
 from forecast.errors import BadInputError
-from forecast.ingest.batch import sha256_file
+from forecast.fileutil import sha256_file
 from forecast.serialize import jsonable
 from forecast.timeutil import iso_ms as _iso
 
