@@ -1,5 +1,5 @@
-"""SQL plumbing shared by the SQL-backed components (the review queue here; the model registry and the
-API users in ``forecast``, which may import qc, never the other way round).
+"""The service database's engines and the base of the components on it (review queue, model registry,
+API users, monitoring).
 
 - `make_engines`: the engines for one database URL. SQLite: the folder is created, WAL journal (the
   switch retried while another connection holds the lock: processes opening a brand-new file at
@@ -9,10 +9,10 @@ API users in ``forecast``, which may import qc, never the other way round).
   connection. PostgreSQL (and the rest): ``pool_pre_ping``, an optional schema (schema translate
   map), reads at ``REPEATABLE READ`` (several SELECTs of one read see one snapshot), writes at the
   default ``READ COMMITTED`` (a statement after a lock wait sees what the lock holder committed).
-- `create_tables`: tables (and append-only triggers) created when missing, safely from several
-  processes at once (a PostgreSQL advisory transaction lock; SQLite's ``BEGIN IMMEDIATE``).
-- `install_append_only`: triggers refusing UPDATE / DELETE (and TRUNCATE on PostgreSQL) of a table.
-- `SQLStore`: a base class: ``_open`` (both of the above), ``close``, context manager, ``repr``.
+- `install_append_only`: triggers refusing UPDATE / DELETE (and TRUNCATE on PostgreSQL) of a table
+  (the migrations install them).
+- `SQLStore`: a base class: ``_open`` (engines, then the schema brought to the newest migration),
+  ``close``, context manager, ``repr``.
 - `UTCDateTime`, `Id`, `NAMING_CONVENTION`: column types and constraint naming of the tables.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, Self
@@ -31,12 +30,9 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Integer,
-    MetaData,
     TypeDecorator,
     create_engine,
     event,
-    func,
-    select,
     text,
 )
 from sqlalchemy.engine import Connection, make_url
@@ -45,7 +41,6 @@ from sqlalchemy.pool import StaticPool
 __all__ = [
     "Engines",
     "make_engines",
-    "create_tables",
     "install_append_only",
     "SQLStore",
     "UTCDateTime",
@@ -130,29 +125,6 @@ def make_engines(
     return Engines(engine, engine.execution_options(isolation_level="REPEATABLE READ"), engine, dialect)
 
 
-def create_tables(
-    write: Engine,
-    metadata: MetaData,
-    *,
-    dialect: str,
-    schema: str | None,
-    init_lock_id: int,
-    append_only: Mapping[str, str] | None = None,
-    owner: str = "store",
-) -> None:
-    """Create the tables of ``metadata`` (and the schema) when missing, then the append-only triggers
-    of the tables named in ``append_only`` (table -> what it is, for the log: ``"the audit log"``),
-    serialised between processes by the PostgreSQL advisory lock ``init_lock_id``."""
-    with write.begin() as conn:
-        if dialect == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(init_lock_id)))
-            if schema is not None:
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        metadata.create_all(conn)
-        for table, what in (append_only or {}).items():
-            install_append_only(conn, table, dialect, schema, owner=owner, what=what)
-
-
 def install_append_only(
     conn: Connection, table: str, dialect: str, schema: str | None, *, owner: str = "store", what: str | None = None
 ) -> None:
@@ -204,31 +176,21 @@ class SQLStore:
     def _open(
         self,
         url: str,
-        metadata: MetaData,
         *,
-        init_lock_id: int,
         schema: str | None = None,
         busy_timeout_s: float = 30.0,
         echo: bool = False,
         error: type[Exception] = ValueError,
-        append_only: Mapping[str, str] | None = None,
-        owner: str = "store",
     ) -> None:
-        """Set ``schema``, ``engine``, ``_read``, ``_write`` and ``dialect`` (`make_engines`), then
-        create the tables of ``metadata`` when missing (`create_tables`)."""
+        """Set ``schema``, ``engine``, ``_read``, ``_write`` and ``dialect`` (`make_engines`), then bring
+        the database to the newest schema revision (`forecast.db.migrate.ensure_schema`)."""
+        from forecast.db.migrate import ensure_schema
+
         self.schema = schema
         self.engine, self._read, self._write, self.dialect = make_engines(
             url, schema=schema, busy_timeout_s=busy_timeout_s, echo=echo, error=error
         )
-        create_tables(
-            self._write,
-            metadata,
-            dialect=self.dialect,
-            schema=schema,
-            init_lock_id=init_lock_id,
-            append_only=append_only,
-            owner=owner,
-        )
+        ensure_schema(self._write, dialect=self.dialect, schema=schema)
 
     def close(self) -> None:
         """Close the pooled connections."""

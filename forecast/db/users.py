@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from forecast.db.engine import SQLStore, UTCDateTime
+from forecast.db.engine import SQLStore
+from forecast.db.tables import api_users
 from forecast.errors import BadInputError
 from forecast.timeutil import iso as iso_
 
@@ -32,23 +33,7 @@ log = logging.getLogger(__name__)
 ROLES = ("reader", "operator", "admin")
 TOKEN_PREFIX = "fcst_"
 
-# serialises table creation between processes starting at once (PostgreSQL advisory lock id)
-_INIT_LOCK = 0xA9105_0001  # arbitrary, fixed
-
-metadata = MetaData()
-users_table = Table(
-    "api_users",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(128), nullable=False, unique=True),
-    Column("role", String(16), nullable=False),
-    Column("token_hash", String(64), nullable=False, unique=True),
-    Column("token_hint", String(16), nullable=False),  # prefix + 4 chars: tells tokens apart in listings
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("created_by", String(128), nullable=False),
-    Column("revoked_at", UTCDateTime, nullable=True),
-    Column("revoked_by", String(128), nullable=True),
-)
+users_table = api_users
 
 
 class UnknownUserError(BadInputError, KeyError):
@@ -105,7 +90,7 @@ class UserStore(SQLStore):
     """
 
     def __init__(self, url: str):
-        self._open(url, metadata, init_lock_id=_INIT_LOCK)
+        self._open(url)
 
     def add(self, name: str, role: str, *, by: str = "cli") -> tuple[User, str]:
         """Create a user (or re-activate a revoked one) with a fresh token; returns (user, clear token).

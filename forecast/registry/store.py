@@ -30,25 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Connection
 
-from forecast.db.engine import NAMING_CONVENTION, Id, SQLStore, UTCDateTime
+from forecast.db.engine import SQLStore
+from forecast.db.tables import model_stage_changes, model_versions
 from forecast.errors import BadInputError
 from forecast.fileutil import sha256_file
 from forecast.serialize import jsonable
@@ -89,8 +79,7 @@ _RESERVED = ("version", "stage", "created_at", "created_by", "checkpoint", "chec
 CHECKPOINT_NAME = "model.ckpt"
 CONFIG_NAME = "config.yaml"
 
-# PostgreSQL advisory lock ids (arbitrary, fixed): table creation, version allocation
-_INIT_LOCK = 0x70DE1_0001
+# PostgreSQL advisory lock id (arbitrary, fixed): version allocation
 _REGISTER_LOCK = 0x70DE1_0002
 
 
@@ -124,54 +113,8 @@ class CheckpointMismatchError(BadInputError):
 # tables
 
 
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-_versions = Table(
-    "model_versions",
-    metadata,
-    Column("number", Integer, primary_key=True, autoincrement=False),
-    Column("version", String(32), nullable=False, unique=True),
-    Column("dataset", String(200), nullable=False),
-    Column("variable", String(200), nullable=False),
-    Column("stage", String(16), nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("created_by", String(200), nullable=False),
-    Column("snapshot", String(200)),
-    Column("catalog_hash", String(200)),
-    Column("qc_config_hash", String(200)),
-    Column("hyperparameters", JSON, nullable=False),
-    Column("metrics", JSON, nullable=False),
-    Column("git_commit", String(200)),
-    Column("versions", JSON, nullable=False),
-    Column("extra", JSON, nullable=False),
-    Column("checkpoint", String(500), nullable=False),
-    Column("config", String(500)),
-    Column("checkpoint_sha256", String(64), nullable=False),
-    Index("ix_model_versions_dataset_variable", "dataset", "variable"),
-    # the database itself refuses a second production model of one (dataset, variable)
-    Index(
-        "uq_model_versions_one_production",
-        "dataset",
-        "variable",
-        unique=True,
-        sqlite_where=text("stage = 'production'"),
-        postgresql_where=text("stage = 'production'"),
-    ),
-)
-
-_changes = Table(
-    "model_stage_changes",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("version", String(32), ForeignKey("model_versions.version"), nullable=False, index=True),
-    Column("at", UTCDateTime, nullable=False),
-    Column("by", String(200), nullable=False),
-    Column("from_stage", String(16)),
-    Column("to_stage", String(16), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("override", Boolean, nullable=False),
-    Column("report", JSON),
-)
+_versions = model_versions
+_changes = model_stage_changes
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,8 +207,7 @@ class ModelRegistry(SQLStore):
         self.root = Path(root)
         # reads: one snapshot per read (a record and its history); writes on PostgreSQL: READ COMMITTED,
         # a statement after a lock wait sees what the lock holder committed
-        self._open(url, metadata, schema=schema, busy_timeout_s=busy_timeout_s, error=BadInputError,
-                   init_lock_id=_INIT_LOCK, append_only={_changes.name: "the stage history"}, owner="model registry")
+        self._open(url, schema=schema, busy_timeout_s=busy_timeout_s, error=BadInputError)
 
     def _repr_args(self) -> str:
         return repr(str(self.root))

@@ -36,14 +36,7 @@ from forecast.review.errors import (
     ItemNotFound,
     ReviewConflict,
 )
-from forecast.review.models import (
-    CELLS_ENCODING,
-    AuditRow,
-    DecisionRow,
-    ItemCellsRow,
-    ItemRow,
-    metadata,
-)
+from forecast.db.tables import CELLS_ENCODING, AuditRow, DecisionRow, ItemCellsRow, ItemRow
 from qc.events import Event, cells_from_bytes, cells_to_bytes
 from qc.flags import TestBit
 
@@ -69,8 +62,6 @@ _cells = ItemCellsRow.__table__
 _decisions = DecisionRow.__table__
 _audit = AuditRow.__table__
 
-# serialises table creation between processes starting at once (PostgreSQL advisory lock id)
-_INIT_LOCK = 0x5EB1E7  # arbitrary, fixed
 
 
 def _now() -> datetime:
@@ -332,8 +323,7 @@ class ReviewQueue(SQLStore):
     def __init__(
         self, url: str, *, schema: str | None = None, busy_timeout_s: float = 30.0, echo: bool = False
     ):
-        self._open(url, metadata, schema=schema, busy_timeout_s=busy_timeout_s, echo=echo, error=InvalidRequest,
-                   init_lock_id=_INIT_LOCK, append_only={_audit.name: "the audit log"}, owner="review queue")
+        self._open(url, schema=schema, busy_timeout_s=busy_timeout_s, echo=echo, error=InvalidRequest)
 
     def _repr_args(self) -> str:
         return f"schema={self.schema!r}"

@@ -1,0 +1,232 @@
+"""The service database's tables, all on one `METADATA` (the schema the Alembic migrations in
+`forecast.db.migrations` build; a test checks that migrating an empty database to head gives exactly
+these tables).
+
+Review queue (`forecast.review`):
+
+    - ``review_items``: id, key (sha256, unique), dataset, variable, state (open / pending /
+      decided), version (optimistic concurrency), hazard, exceeds_record, t_first, t_last,
+      n_slots, n_cells, n_decided, iy0, iy1, ix0, ix1, lat/lon and y/x boxes, max/min/peak value,
+      peak_time / peak_iy / peak_ix, side, record, excess, relative_excess, tests (bitmask),
+      resolution (accepted / rejected / mixed once decided), pending_by, created_at, updated_at,
+      updated_by.
+    - ``review_item_cells``: item_id, n, encoding, data (zlib of little-endian int64 triplets
+      ``(slot epoch s, iy, ix)``, sorted).
+    - ``review_decisions``: id, item_id, action (accept / reject), status (final /
+      awaiting_second / confirmed / overruled), outcome (accepted / rejected for final rows),
+      by, comment, at, n_cells, cells (same encoding), resolves (the pending reject a confirmation
+      or an accept resolved), item_version and item_state (what the decision left the item at),
+      written_snapshot, written_at (the store commit carrying it into the flags).
+    - ``review_audit``: id, at, actor, action, item_id, decision_id, details (JSON). Append-only:
+      the queue has no update or delete for it, and a database trigger refuses both.
+
+Model registry (`forecast.registry`): ``model_versions`` (one row per registered model; a partial
+unique index allows one ``production`` row per dataset and variable) and ``model_stage_changes``
+(append-only stage history).
+
+API users (`forecast.db.users`): ``api_users`` (name, role, sha256 of the token, hint, created /
+revoked).
+
+Append-only tables (`APPEND_ONLY`) refuse UPDATE and DELETE by database triggers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from forecast.db.engine import NAMING_CONVENTION, Id, UTCDateTime
+
+#: every table of the service database
+METADATA = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: tables whose rows can be neither updated nor deleted (table -> what it is)
+APPEND_ONLY = {"review_audit": "the audit log", "model_stage_changes": "the stage history"}
+
+
+class Base(DeclarativeBase):
+    metadata = METADATA
+
+
+# -- review queue ------------------------------------------------------------------------------------
+
+#: how cell triplets are stored in the blob columns
+CELLS_ENCODING = "zlib+int64le(t,iy,ix)"
+
+class ItemRow(Base):
+    __tablename__ = "review_items"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    dataset: Mapped[str] = mapped_column(String(200))
+    variable: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    hazard: Mapped[float] = mapped_column(Float)
+    exceeds_record: Mapped[bool] = mapped_column(Boolean)
+    t_first: Mapped[datetime] = mapped_column(UTCDateTime)
+    t_last: Mapped[datetime] = mapped_column(UTCDateTime)
+    n_slots: Mapped[int] = mapped_column(Integer)
+    n_cells: Mapped[int] = mapped_column(Integer)
+    n_decided: Mapped[int] = mapped_column(Integer)
+    iy0: Mapped[int] = mapped_column(Integer)
+    iy1: Mapped[int] = mapped_column(Integer)
+    ix0: Mapped[int] = mapped_column(Integer)
+    ix1: Mapped[int] = mapped_column(Integer)
+    lat_min: Mapped[float | None] = mapped_column(Float)
+    lat_max: Mapped[float | None] = mapped_column(Float)
+    lon_min: Mapped[float | None] = mapped_column(Float)
+    lon_max: Mapped[float | None] = mapped_column(Float)
+    y_min: Mapped[float | None] = mapped_column(Float)
+    y_max: Mapped[float | None] = mapped_column(Float)
+    x_min: Mapped[float | None] = mapped_column(Float)
+    x_max: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    peak_value: Mapped[float | None] = mapped_column(Float)
+    peak_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    peak_iy: Mapped[int] = mapped_column(Integer)
+    peak_ix: Mapped[int] = mapped_column(Integer)
+    side: Mapped[str | None] = mapped_column(String(3))
+    record: Mapped[float | None] = mapped_column(Float)
+    excess: Mapped[float | None] = mapped_column(Float)
+    relative_excess: Mapped[float | None] = mapped_column(Float)
+    tests: Mapped[int] = mapped_column(BigInteger)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    pending_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_review_items_state_hazard", "state", "hazard"),
+        Index("ix_review_items_dataset_state", "dataset", "state"),
+    )
+
+
+class ItemCellsRow(Base):
+    __tablename__ = "review_item_cells"
+
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("review_items.id"), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    encoding: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DecisionRow(Base):
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(Id, ForeignKey("review_items.id"), index=True)
+    action: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    n_cells: Mapped[int] = mapped_column(Integer)
+    cells: Mapped[bytes] = mapped_column(LargeBinary)
+    resolves: Mapped[int | None] = mapped_column(Id, ForeignKey("review_decisions.id"))
+    item_version: Mapped[int] = mapped_column(Integer)
+    item_state: Mapped[str] = mapped_column(String(16))
+    written_snapshot: Mapped[str | None] = mapped_column(String(200))
+    written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_review_decisions_status_written", "status", "written_snapshot"),)
+
+
+class AuditRow(Base):
+    __tablename__ = "review_audit"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    item_id: Mapped[int | None] = mapped_column(Id, ForeignKey("review_items.id"), index=True)
+    decision_id: Mapped[int | None] = mapped_column(Id, ForeignKey("review_decisions.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# -- model registry ----------------------------------------------------------------------------------
+
+model_versions = Table(
+    "model_versions",
+    METADATA,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("version", String(32), nullable=False, unique=True),
+    Column("dataset", String(200), nullable=False),
+    Column("variable", String(200), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("snapshot", String(200)),
+    Column("catalog_hash", String(200)),
+    Column("qc_config_hash", String(200)),
+    Column("hyperparameters", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("git_commit", String(200)),
+    Column("versions", JSON, nullable=False),
+    Column("extra", JSON, nullable=False),
+    Column("checkpoint", String(500), nullable=False),
+    Column("config", String(500)),
+    Column("checkpoint_sha256", String(64), nullable=False),
+    Index("ix_model_versions_dataset_variable", "dataset", "variable"),
+    # the database itself refuses a second production model of one (dataset, variable)
+    Index(
+        "uq_model_versions_one_production",
+        "dataset",
+        "variable",
+        unique=True,
+        sqlite_where=text("stage = 'production'"),
+        postgresql_where=text("stage = 'production'"),
+    ),
+)
+
+model_stage_changes = Table(
+    "model_stage_changes",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version", String(32), ForeignKey("model_versions.version"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("from_stage", String(16)),
+    Column("to_stage", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("override", Boolean, nullable=False),
+    Column("report", JSON),
+)
+
+
+# -- API users ---------------------------------------------------------------------------------------
+
+api_users = Table(
+    "api_users",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_hint", String(16), nullable=False),  # prefix + 4 chars: tells tokens apart in listings
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_by", String(128), nullable=True),
+)
