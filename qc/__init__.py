@@ -1,6 +1,6 @@
 """Quality control that flags without discarding: pure checks, the flag scheme, QC configs."""
 
-from qc.checks import (
+from qc.checks import (  # noqa: F401 (exported through *TEST_NAMES below)
     climatology,
     cross_variable,
     flat_line,
@@ -21,6 +21,7 @@ from qc.flags import (
     apply_review,
     cf_attrs,
     qc_name,
+    test_names,
     tests_name,
     usable_mask,
 )
@@ -38,15 +39,9 @@ __all__ = [
     "cf_attrs",
     "qc_name",
     "tests_name",
+    "test_names",
     "usable_mask",
-    "missing",
-    "physical_range",
-    "climatology",
-    "spike",
-    "rate_of_change",
-    "flat_line",
-    "spatial",
-    "cross_variable",
+    *TEST_NAMES,  # the checks, one per test: missing, physical_range, ... cross_variable
     "QCConfig",
     "VariableMeta",
     "DEFAULTS",

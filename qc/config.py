@@ -110,6 +110,7 @@ __all__ = [
     "CrossVariableRule",
     "VariableMeta",
     "load_qc_config",
+    "format_errors",
     "DEFAULTS",
     "TEMPORAL_TESTS",
 ]
@@ -127,11 +128,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _greater(v: float | int | None, info: ValidationInfo, other: str) -> Any:
-    lo = info.data.get(other)
-    if v is not None and lo is not None and not v > lo:
-        raise ValueError(f"must be greater than {other} ({lo})")
-    return v
+def _greater_than(other: str) -> Any:
+    """A field validator: the value must be greater than the field ``other`` (validated before
+    it) when both are set; ``fail = field_validator("fail")(_greater_than("suspect"))``."""
+
+    def check(cls, v: float | int | None, info: ValidationInfo) -> Any:
+        lo = info.data.get(other)
+        if v is not None and lo is not None and not v > lo:
+            raise ValueError(f"must be greater than {other} ({lo})")
+        return v
+
+    return check
 
 
 class MissingStage(_Strict):
@@ -147,10 +154,7 @@ class PhysicalRangeStage(_Strict):
     low: Finite | None = None
     high: Finite | None = None
 
-    @field_validator("high")
-    @classmethod
-    def _order(cls, v, info):
-        return _greater(v, info, "low")
+    _order = field_validator("high")(_greater_than("low"))
 
 
 def _twelve(v: list[float | None] | None) -> list[float | None] | None:
@@ -195,10 +199,7 @@ class SpikeStage(_Strict):
     fail: PosFloat | None = None
     max_gap: MaxGap = 1
 
-    @field_validator("fail")
-    @classmethod
-    def _order(cls, v, info):
-        return _greater(v, info, "suspect")
+    _order = field_validator("fail")(_greater_than("suspect"))
 
 
 class RateOfChangeStage(_Strict):
@@ -209,10 +210,7 @@ class RateOfChangeStage(_Strict):
     fail_per_step: PosFloat | None = None
     max_gap: MaxGap = 1
 
-    @field_validator("fail_per_step")
-    @classmethod
-    def _order(cls, v, info):
-        return _greater(v, info, "suspect_per_step")
+    _order = field_validator("fail_per_step")(_greater_than("suspect_per_step"))
 
 
 class FlatLineStage(_Strict):
@@ -224,10 +222,7 @@ class FlatLineStage(_Strict):
     fail_count: StrictPosInt | None = None
     ignore_below: Finite | None = None
 
-    @field_validator("fail_count")
-    @classmethod
-    def _order(cls, v, info):
-        return _greater(v, info, "suspect_count")
+    _order = field_validator("fail_count")(_greater_than("suspect_count"))
 
 
 class SpatialStage(_Strict):
@@ -248,10 +243,7 @@ class SpatialStage(_Strict):
             raise ValueError("must be an odd integer (3, 5, 7...)")
         return v
 
-    @field_validator("fail_z")
-    @classmethod
-    def _order(cls, v, info):
-        return _greater(v, info, "suspect_z")
+    _order = field_validator("fail_z")(_greater_than("suspect_z"))
 
     @field_validator("min_valid", "min_support")
     @classmethod
@@ -296,10 +288,7 @@ class CrossVariableRule(_Strict):
             raise ValueError(f"must name a different variable than a ({v!r})")
         return v
 
-    @field_validator("fail_tolerance")
-    @classmethod
-    def _order(cls, v, info):
-        return _greater(v, info, "tolerance")
+    _order = field_validator("fail_tolerance")(_greater_than("tolerance"))
 
     def flagged(self) -> tuple[str, ...]:
         return {"a": (self.a,), "b": (self.b,), "both": (self.a, self.b)}[self.flag]
@@ -352,24 +341,6 @@ class QCConfig(_Strict):
         return st
 
 
-def _loc(loc: tuple[Any, ...], prefix: str) -> str:
-    out = prefix
-    prev_int = False
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            prev_int = True
-            continue
-        if prev_int and part in TEST_NAMES:
-            prev_int = False
-            continue  # the discriminator tag pydantic inserts after a list index
-        if part in ("function-after", "function-before", "function-plain"):
-            continue
-        out += f".{part}"
-        prev_int = False
-    return out
-
-
 def load_qc_config(doc: Any, *, source: str = "qc") -> QCConfig:
     """Validate a ``qc:`` section (a mapping, e.g. from YAML) into a ``QCConfig``.
 
@@ -386,27 +357,78 @@ def load_qc_config(doc: Any, *, source: str = "qc") -> QCConfig:
     try:
         return QCConfig.model_validate(dict(doc))
     except ValidationError as e:
-        raise QCConfigError(format_errors(e, source)) from None
+        raise QCConfigError(format_errors(e, root=source, key_in_path=False)) from None
 
 
-def format_errors(e: ValidationError, source: str = "qc") -> list[str]:
-    """One line per pydantic error: ``<path>: <message> (got <value>)``."""
+#: Location parts pydantic adds for validator wrappers; they name no field.
+_WRAPPERS = ("function-after", "function-before", "function-plain")
+
+
+def _error_path(loc: tuple[Any, ...], root: str = "") -> str:
+    """A pydantic error location as a path: ``root.field.sub[2].leaf`` (``(top level)`` when empty).
+
+    List indices are ``[i]``; validator wrappers and the tag pydantic inserts after a list index
+    for the QC stages' tagged union (``...[2].spike.fail``) are left out.
+    """
+    out = root
+    prev_int = False
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            prev_int = True
+            continue
+        if prev_int and part in TEST_NAMES:
+            prev_int = False
+            continue  # the discriminator tag pydantic inserts after a list index
+        if part in _WRAPPERS:
+            continue
+        out += f".{part}" if out else str(part)
+        prev_int = False
+    return out or "(top level)"
+
+
+def format_errors(
+    e: ValidationError, source: str | None = None, *, root: str = "", key_in_path: bool = True
+) -> list[str]:
+    """Every problem of a pydantic ``ValidationError``, one line each, for config files of any kind.
+
+    Line: ``<source>: <path>: <message> (got <value>)``, e.g.
+    ``catalogs/radar.yaml: variables.precipitation_rate.physical_range: Input should be ... (got 'x')``:
+
+    - ``source`` names the document (a file); None leaves ``<source>: `` out;
+    - ``<path>`` is ``_error_path(loc, root)``: dotted field names, list indices as ``[i]``, ``root``
+      first when the document is a section of a larger one (``root="qc"``: ``qc.variables.v[1].fail``),
+      ``(top level)`` when empty;
+    - ``<message>`` is pydantic's, without its ``Value error, `` prefix;
+    - `` (got <repr>)`` follows unless the field is missing or the value a mapping or list (the
+      message then names the problem);
+    - an unknown key reads ``<path>.<key>: unknown key``, or with ``key_in_path=False``
+      ``<path>: unknown key '<key>'``;
+    - a QC stage with an unknown or no ``test`` reads ``<path>: unknown test; valid tests are
+      missing, ... (got '<test>')`` / ``<path>: each stage needs a 'test' key naming one of ...``.
+
+    ``load_qc_config`` uses ``root="qc", key_in_path=False``: ``qc.variables.v[1]: unknown key 'x'``.
+    """
+    stage_tests = ", ".join(TEST_NAMES[:-1])
     problems = []
     for err in e.errors():
+        loc = tuple(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         val = err.get("input")
         shown = "" if isinstance(val, (dict, list)) or err["type"] == "missing" else f" (got {val!r})"
         if err["type"] == "extra_forbidden":
-            *parent, key = err["loc"]
-            problems.append(f"{_loc(tuple(parent), source)}: unknown key {key!r}")
-            continue
-        if err["type"] == "union_tag_invalid":
-            msg = f"unknown test; valid tests are {', '.join(TEST_NAMES[:-1])}"
+            if key_in_path:
+                msg, shown = "unknown key", ""
+            else:
+                loc, msg, shown = loc[:-1], f"unknown key {loc[-1]!r}", ""
+        elif err["type"] == "union_tag_invalid":
+            msg = f"unknown test; valid tests are {stage_tests}"
             shown = f" (got {err.get('ctx', {}).get('tag')!r})"
         elif err["type"] == "union_tag_not_found":
-            msg = f"each stage needs a 'test' key naming one of {', '.join(TEST_NAMES[:-1])}"
+            msg = f"each stage needs a 'test' key naming one of {stage_tests}"
             shown = ""
-        problems.append(f"{_loc(err['loc'], source)}: {msg}{shown}")
+        line = f"{_error_path(loc, root)}: {msg}{shown}"
+        problems.append(line if source is None else f"{source}: {line}")
     return problems
 
 

@@ -15,7 +15,7 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from qc.errors import QCError
-from qc.flags import QCFlag, TestBit
+from qc.flags import QCFlag, test_names
 
 __all__ = ["Event", "find_events", "event_key", "hazard_score", "cells_to_bytes", "cells_from_bytes"]
 
@@ -156,10 +156,6 @@ def _coord_at(name: str, coord: Any, ny: int, nx: int, dim: str, iy, ix) -> np.n
     if c.shape == (n,):
         return c[iy] if dim == "y" else c[ix]
     raise QCError(f"{name} must be shaped ({n},) or ({ny}, {nx}), got shape {c.shape}")
-
-
-def _test_names(bits: int) -> tuple[str, ...]:
-    return tuple(b.name.lower() for b in TestBit if bits & int(b))
 
 
 def _components(
@@ -375,7 +371,7 @@ def find_events(
                 relative_excess=rel_p,
                 exceeds_record=ex_p is not None and ex_p > 0,
                 tests=union,
-                test_names=_test_names(union),
+                test_names=test_names(union),
                 hazard=hazard_score(rel_p, n),
                 cells=cells,
             )

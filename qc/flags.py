@@ -26,6 +26,7 @@ __all__ = [
     "cf_attrs",
     "qc_name",
     "tests_name",
+    "test_names",
     "apply_review",
     "usable_mask",
 ]
@@ -84,8 +85,8 @@ PRECEDENCE: tuple[QCFlag, ...] = (
 )
 
 # Inside lazy pipelines the aggregate code and the test bits travel packed in one integer
-# (one dask output per block): test bits must stay below the shift.
-_PACK_DTYPE, _PACK_SHIFT = (np.uint16, 8) if max(TEST_BITS.values()) < 256 else (np.uint32, 24)
+# (one dask output per block, ``PACK_DTYPE``): test bits must stay below the shift.
+PACK_DTYPE, _PACK_SHIFT = (np.uint16, 8) if max(TEST_BITS.values()) < 256 else (np.uint32, 24)
 _U8 = {int(f): np.uint8(f) for f in QCFlag}
 
 
@@ -99,15 +100,29 @@ def tests_name(var: str) -> str:
     return f"{var}_qc_tests"
 
 
+def test_names(bits: int) -> tuple[str, ...]:
+    """The names of the ``TestBit`` bits set in a ``v_qc_tests`` bitmask, in bit order.
+
+    Lower-case member names, review decisions included: ``test_names(0b1100 | 1 << 16)`` is
+    ``("climatology", "spike", "reviewed_accepted")``. Bits that name no ``TestBit`` are ignored.
+    """
+    bits = int(bits)
+    return tuple(b.name.lower() for b in TestBit if bits & int(b))
+
+
+test_names.__test__ = False  # not a pytest test, despite the name
+
+
 # --------------------------------------------------------------------------------------------
 # aggregation
 
 
-def _aggregate_packed_np(names: tuple[str, ...], *flags: np.ndarray) -> np.ndarray:
-    """numpy core of ``aggregate``: returns ``tests | (qc << _PACK_SHIFT)``."""
+def aggregate_packed(names: tuple[str, ...], *flags: np.ndarray) -> np.ndarray:
+    """numpy core of ``aggregate`` (also run by ``qc.pipeline``): returns ``tests | (qc << shift)``
+    as ``PACK_DTYPE``; ``split_packed`` takes it apart."""
     qc, bits = _aggregate_np(names, flags)
-    packed = bits.astype(_PACK_DTYPE)
-    packed |= qc.astype(_PACK_DTYPE) << _PACK_DTYPE(_PACK_SHIFT)
+    packed = bits.astype(PACK_DTYPE)
+    packed |= qc.astype(PACK_DTYPE) << PACK_DTYPE(_PACK_SHIFT)
     return packed
 
 
@@ -143,16 +158,16 @@ def _aggregate_np(names, flags) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _split_qc_np(packed: np.ndarray) -> np.ndarray:
-    return (packed >> _PACK_DTYPE(_PACK_SHIFT)).astype(np.uint8)
+    return (packed >> PACK_DTYPE(_PACK_SHIFT)).astype(np.uint8)
 
 
 def _split_tests_np(packed: np.ndarray) -> np.ndarray:
     out = np.empty(packed.shape, dtype=np.uint32)
-    np.bitwise_and(packed, _PACK_DTYPE((1 << _PACK_SHIFT) - 1), out=out, casting="unsafe")
+    np.bitwise_and(packed, PACK_DTYPE((1 << _PACK_SHIFT) - 1), out=out, casting="unsafe")
     return out
 
 
-def _split_packed(packed):
+def split_packed(packed):
     """(qc uint8, tests uint32) from packed codes; numpy, dask (lazy) or xarray."""
     import xarray as xr
 
@@ -210,8 +225,8 @@ def aggregate(flags_by_test: Mapping[str, Any]) -> tuple[Any, Any]:
         packed = xr.apply_ufunc(
             lambda *arrs: _aggregate_packed_any(names, arrs), *arrays, dask="allowed"
         )
-        return _split_packed(packed)
-    return _split_packed(_aggregate_packed_any(names, arrays))
+        return split_packed(packed)
+    return split_packed(_aggregate_packed_any(names, arrays))
 
 
 def _aggregate_packed_any(names, arrays):
@@ -220,12 +235,12 @@ def _aggregate_packed_any(names, arrays):
     if any(isinstance(a, da.Array) for a in arrays):
         _, arrays = da.core.unify_chunks(*[x for a in arrays for x in (da.asarray(a), tuple(range(a.ndim)))])
         return da.map_blocks(
-            partial(_aggregate_packed_np, names),
+            partial(aggregate_packed, names),
             *arrays,
-            dtype=_PACK_DTYPE,
-            meta=np.empty((0,) * arrays[0].ndim, _PACK_DTYPE),
+            dtype=PACK_DTYPE,
+            meta=np.empty((0,) * arrays[0].ndim, PACK_DTYPE),
         )
-    return _aggregate_packed_np(names, *arrays)
+    return aggregate_packed(names, *arrays)
 
 
 # --------------------------------------------------------------------------------------------

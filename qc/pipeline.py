@@ -10,23 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from qc import checks as C
-from qc._lazy import is_dask, run_core
+from qc.checks import common
+from qc.checks.common import GOOD, NOT_EVALUATED, as_float, outside
+from qc.checks.cross_variable import cross_variable_core
+from qc.checks.halo import is_dask, run_core
+from qc.checks.range import climatology_core, missing_core, range_core
+from qc.checks.spatial import spatial_core
+from qc.checks.temporal import flat_line_core, rate_of_change_core, spike_core
 from qc.config import TEMPORAL_TESTS, QCConfig, VariableMeta, load_qc_config
 from qc.errors import QCConfigError, QCError
-from qc.flags import (
-    _PACK_DTYPE,
-    _PACK_SHIFT,
-    _aggregate_np,
-    _split_packed,
-    cf_attrs,
-    qc_name,
-    tests_name,
-)
+from qc.flags import PACK_DTYPE, aggregate_packed, cf_attrs, qc_name, split_packed, tests_name
 
 __all__ = ["run_checks"]
 
 _NEIGHBOURHOOD = (*TEMPORAL_TESTS, "spatial")
+_TEMPORAL_CORES = {"spike": spike_core, "rate_of_change": rate_of_change_core, "flat_line": flat_line_core}
 
 
 @dataclass(frozen=True)
@@ -61,13 +59,13 @@ def _fused(blocks, *, plan: _Plan, core):
     shape = xb.shape
     ax = plan.slab_axis
     size = int(np.prod(shape))
-    if ax is None or size <= C.SLAB_CELLS:
+    if ax is None or size <= common.SLAB_CELLS:
         return _fused_block(xb.get(), *[s.get() for s in sides], plan=plan, core=core)
     bounds = [(c.start or 0, n if c.stop is None else c.stop) for c, n in zip(core, shape)]
-    out = np.empty(tuple(hi - lo for lo, hi in bounds), dtype=_PACK_DTYPE)
+    out = np.empty(tuple(hi - lo for lo, hi in bounds), dtype=PACK_DTYPE)
     r = plan.halo.get(ax, (0, 0))[0]
     y0, y1 = bounds[ax]
-    rows = max(1, C.SLAB_CELLS // (size // shape[ax]))
+    rows = max(1, common.SLAB_CELLS // (size // shape[ax]))
     for a in range(y0, y1, rows):
         b = min(a + rows, y1)
         s0, s1 = max(a - r, 0), min(b + r, shape[ax])
@@ -83,7 +81,7 @@ def _fused(blocks, *, plan: _Plan, core):
 
 
 def _fused_block(x, *side, plan: _Plan, core):
-    x = C._float(x)
+    x = as_float(x)
     it = iter(side)
     months = next(it) if plan.needs_months else None
     refs = [next(it) for _ in plan.ref_kinds]
@@ -101,32 +99,27 @@ def _fused_block(x, *side, plan: _Plan, core):
     for test, params in plan.stages:
         p = dict(params)
         if test == "missing":
-            f = C._missing_core(xc, nan=nan_c)
+            f = missing_core(xc, nan=nan_c)
         elif test == "physical_range":
-            f = C._range_core(xc, nan=nan_c, **p)
+            f = range_core(xc, nan=nan_c, **p)
             if plan.mask_impossible:
-                imp = np.zeros(x.shape, dtype=bool)
-                if p["low"] is not None:
-                    imp |= x < C._cast(x, p["low"])
-                if p["high"] is not None:
-                    imp |= x > C._cast(x, p["high"])
+                imp = outside(x, p["low"], p["high"])
                 if imp.any():
                     work = np.where(imp, x.dtype.type(np.nan), x)
                     work_has_nan = True
                     imp_c = imp[core]
         elif test == "climatology":
             r = [ref[(slice(None),) + tuple(core[1:])] for ref in refs]
-            f = C._clim_core(xc, np.asarray(months)[core[0]], *r, nan=nan_c, **p)
+            f = climatology_core(xc, np.asarray(months)[core[0]], *r, nan=nan_c, **p)
         elif test in TEMPORAL_TESTS:
-            fn = {"spike": C._spike_core, "rate_of_change": C._roc_core, "flat_line": C._flat_core}[test]
             sub = work[sp]
-            f = fn(sub, nan=None if work_has_nan else False, **p)[core[0]]
+            f = _TEMPORAL_CORES[test](sub, nan=None if work_has_nan else False, **p)[core[0]]
         elif test == "spatial":
-            f = C._spatial_core(work, core=core, nan=None if work_has_nan else False, **p)
+            f = spatial_core(work, core=core, nan=None if work_has_nan else False, **p)
         else:  # pragma: no cover - the config admits no other test
             raise QCError(f"unknown test {test!r}")
         if imp_c is not None and test in _NEIGHBOURHOOD:
-            np.copyto(f, C._NOTEVAL, where=imp_c)
+            np.copyto(f, NOT_EVALUATED, where=imp_c)
         names.append(test)
         flags.append(f)
 
@@ -134,31 +127,23 @@ def _fused_block(x, *side, plan: _Plan, core):
         mine = work[core]
         combined = None
         for rule, partner in zip(plan.cross, partners):
-            pc = C._float(partner[core])
+            pc = as_float(partner[core])
             if plan.mask_impossible and rule.partner_range is not None:
-                lo, hi = rule.partner_range
-                bad = np.zeros(pc.shape, dtype=bool)
-                if lo is not None:
-                    bad |= pc < C._cast(pc, lo)
-                if hi is not None:
-                    bad |= pc > C._cast(pc, hi)
+                bad = outside(pc, *rule.partner_range)
                 if bad.any():
                     pc = np.where(bad, pc.dtype.type(np.nan), pc)
             a, b = (mine, pc) if rule.role == "a" else (pc, mine)
-            f = C._cross_core(a, b, rule=rule.rule, tolerance=rule.tolerance, fail_tolerance=rule.fail_tolerance)
+            f = cross_variable_core(a, b, rule=rule.rule, tolerance=rule.tolerance, fail_tolerance=rule.fail_tolerance)
             if combined is None:
                 combined = f
             else:
                 good = (combined == 1) | (f == 1)
                 np.maximum(combined, f, out=combined)
-                np.copyto(combined, C._GOOD, where=(combined == 2) & good)
+                np.copyto(combined, GOOD, where=(combined == 2) & good)
         names.append("cross_variable")
         flags.append(combined)
 
-    qc, bits = _aggregate_np(tuple(names), flags)
-    packed = bits.astype(_PACK_DTYPE)
-    packed |= qc.astype(_PACK_DTYPE) << _PACK_DTYPE(_PACK_SHIFT)
-    return packed
+    return aggregate_packed(tuple(names), *flags)
 
 
 def _resolve_range(stage, meta: VariableMeta | None) -> tuple[float | None, float | None]:
@@ -362,8 +347,8 @@ def run_checks(ds, config: QCConfig | Mapping[str, Any], *, variables_meta: Mapp
         x = v.data
         if is_dask(x) and x.dtype.kind in "iu":
             x = x.astype(np.float64)
-        packed = run_core(_fused, x, halo=plan.halo, side=side, dtype=_PACK_DTYPE, plan=plan)
-        qc_arr, tests_arr = _split_packed(packed)
+        packed = run_core(_fused, x, halo=plan.halo, side=side, dtype=PACK_DTYPE, plan=plan)
+        qc_arr, tests_arr = split_packed(packed)
         vm = meta.get(var)
         sn = (vm.standard_name if vm else None) or ds[var].attrs.get("standard_name")
         ln = (vm.long_name if vm else None) or ds[var].attrs.get("long_name")

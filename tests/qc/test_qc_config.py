@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 import qc
-from qc import QCConfigError, TestBit, load_qc_config, run_checks
+from qc import QCConfig, QCConfigError, TestBit, load_qc_config, run_checks
 from qc import config as qc_config
 
 G, N, S, F, M = 1, 2, 3, 4, 9
@@ -203,9 +204,9 @@ def test_run_checks_lazy_on_dask_and_equal_to_numpy(chunks, monkeypatch):
         assert dask.is_dask_collection(out[k]), k
         np.testing.assert_array_equal(out[k].values, ref[k].values, err_msg=k)
     # slab-wise processing inside blocks gives the same answer
-    from qc import checks as C
+    from qc.checks import common
 
-    monkeypatch.setattr(C, "SLAB_CELLS", 20)
+    monkeypatch.setattr(common, "SLAB_CELLS", 20)
     slabbed = run_checks(_dataset(chunks), CFG, variables_meta=META)
     for k in ref.data_vars:
         np.testing.assert_array_equal(slabbed[k].values, ref[k].values, err_msg=k)
@@ -280,8 +281,47 @@ def test_run_checks_spatial_needs_two_dims():
 
 def test_import_boundary():
     code = (
-        "import sys, qc, qc.config, qc.pipeline, qc.checks, qc.flags;"
-        "bad = [m for m in ('forecast', 'api', 'torch', 'litestar', 'lightning') if m in sys.modules];"
+        "import sys, qc, qc.config, qc.pipeline, qc.checks, qc.flags, qc.events;"
+        "bad = [m for m in ('forecast', 'api', 'torch', 'litestar', 'lightning', 'sqlalchemy') if m in sys.modules];"
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(qc.__file__).parents[1]))
+
+
+# ------------------------------------------------------------------------------------------
+# format_errors: the one formatter for config files (QC sections, catalogs, model configs)
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    sizes: list[int] = []
+    qc: QCConfig | None = None
+
+
+def _errors(doc, **kw):
+    with pytest.raises(ValidationError) as e:
+        _Doc.model_validate(doc)
+    return qc_config.format_errors(e.value, **kw)
+
+
+def test_format_errors_source_path_message_value():
+    got = _errors({"sizes": [1, "x"], "colour": "red"}, source="cat.yaml")
+    assert got == [
+        "cat.yaml: name: Field required",
+        "cat.yaml: sizes[1]: Input should be a valid integer, unable to parse string as an integer (got 'x')",
+        "cat.yaml: colour: unknown key",
+    ]
+    assert _errors({"name": "n", "colour": "red"}, key_in_path=False) == ["(top level): unknown key 'colour'"]
+    assert _errors({"name": ["a"]}, root="doc") == ["doc.name: Input should be a valid string"]
+
+
+def test_format_errors_through_an_embedded_qc_section():
+    doc = {"name": "n", "qc": {"variables": {"v": [{"test": "spike", "suspect": 3.0, "fail": 1.0, "x": 0}, {}]}}}
+    assert _errors(doc, source="cat.yaml") == [
+        "cat.yaml: qc.variables.v[0].fail: must be greater than suspect (3.0) (got 1.0)",
+        "cat.yaml: qc.variables.v[0].x: unknown key",
+        "cat.yaml: qc.variables.v[1]: each stage needs a 'test' key naming one of missing, physical_range, "
+        "climatology, spike, rate_of_change, flat_line, spatial",
+    ]

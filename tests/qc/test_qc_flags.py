@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from qc import QCError, QCFlag, TestBit, aggregate, apply_review, cf_attrs, usable_mask
-from qc.flags import PRECEDENCE, TEST_BITS, TEST_NAMES
+from qc.flags import PRECEDENCE, TEST_BITS, TEST_NAMES, test_names
 
 G, N, S, F, M = 1, 2, 3, 4, 9
 
@@ -159,3 +159,13 @@ def test_review_is_lazy_on_dask():
     assert dask.is_dask_collection(q2) and dask.is_dask_collection(t2)
     np.testing.assert_array_equal(q2.compute(), [G, F])
     assert dask.is_dask_collection(usable_mask(q2, t2))
+
+
+def test_test_names_in_bit_order_review_bits_included():
+    assert test_names(0) == ()
+    assert test_names(TestBit.SPIKE | TestBit.CLIMATOLOGY) == ("climatology", "spike")
+    bits = np.uint32(TestBit.MISSING | TestBit.CROSS_VARIABLE | TestBit.REVIEWED_REJECTED | 1 << 12)  # bit 12: no test
+    assert test_names(bits) == ("missing", "cross_variable", "reviewed_rejected")
+    every = test_names(2**32 - 1)
+    assert every == (*TEST_NAMES, "reviewed_accepted", "reviewed_rejected")
+    assert cf_attrs("v")["tests"]["flag_meanings"].split() == list(every)

@@ -1,4 +1,5 @@
-"""Running numpy block functions over dask arrays with asymmetric halos (private).
+"""Running numpy block functions over dask arrays with asymmetric halos: the engine under every check
+and under the fused pipeline (``qc.pipeline``).
 
 ``halo_map`` gives each task its own block of ``x`` plus views of exactly the neighbouring cells
 it needs (``halo[axis] = (before, after)``, never padding the array's own edges, so an edge block

@@ -1,4 +1,4 @@
-"""Grouping SUSPECT cells into review events (qc.review.events)."""
+"""Grouping SUSPECT cells into review events (qc.events)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from qc.errors import QCError
-from qc.flags import QCFlag, TestBit
 from qc.events import (
     cells_from_bytes,
     cells_to_bytes,
@@ -18,6 +17,7 @@ from qc.events import (
     find_events,
     hazard_score,
 )
+from qc.flags import QCFlag, TestBit
 
 T0 = np.datetime64("2026-07-15T12:00:00")
 STEP = np.timedelta64(5, "m")
