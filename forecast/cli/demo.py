@@ -15,9 +15,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import typer
 from rich.console import Console
 
 from forecast.catalog.models import get_catalog, load_catalogs
+from forecast.cli.output import JsonOpt, err, load_settings, out, run_command
 from forecast.ingest.batch import ingest
 from forecast.quality import apply_pending_decisions, run_qc
 from forecast.settings import Settings
@@ -287,3 +289,18 @@ def _say_forecast(say, rep: dict, cat) -> None:
         f"NOT_EVALUATED {q['NOT_EVALUATED']:.1%} SUSPECT {q['SUSPECT']:.2%} FAIL {q['FAIL']:.2%} "
         f"MISSING {q['MISSING']:.1%}; values: "
         + ", ".join(f"{k} {v}" for k, v in rep["annotations"].items() if v), highlight=False)
+
+
+def demo(
+    fresh: bool = typer.Option(False, "--fresh", help="Start over: remove the demo's samples and the store."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the sample observations."),
+    quick: bool = typer.Option(False, "--quick", help="One short training epoch (a smoke test of the chain)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run everything built so far end to end on embedded sample data, saying what it does."""
+    def body():
+        st = load_settings()
+        console = err if as_json else out
+        return run_demo(st, console, fresh=fresh, seed=seed, quick=quick), 0
+
+    run_command(as_json, body)

@@ -10,11 +10,18 @@ from typing import Optional
 
 import typer
 
-from forecast.cli import JsonOpt, _progress, _run, _settings, _time, app, err, out
+from forecast.cli.output import (
+    JsonOpt,
+    err,
+    load_settings,
+    out,
+    progress,
+    run_command,
+    time_option,
+)
 from forecast.errors import BadInputError
 
 
-@app.command("hindcast")
 def hindcast_cmd(
     dataset: str = typer.Argument(..., help="Dataset id (a catalog)."),
     model: str = typer.Option(..., "--model", help="Model version under test, e.g. v3."),
@@ -38,13 +45,13 @@ def hindcast_cmd(
         from forecast.evaluation.hindcast import run_hindcast
 
         names = tuple(b.strip() for b in baselines.split(",") if b.strip())
-        t0, t1 = _time(start, "--start"), _time(end, "--end")
+        t0, t1 = time_option(start, "--start"), time_option(end, "--end")
         if t0 is None or t1 is None:  # pragma: no cover - typer makes both required
             raise BadInputError("--start and --end are required")
         command = "forecast " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
-        with _progress("hindcast", not as_json) as tick, contextlib.redirect_stdout(sys.stderr):
+        with progress("hindcast", not as_json) as tick, contextlib.redirect_stdout(sys.stderr):
             # pysteps prints banners on stdout; --json keeps stdout for the one document
-            doc = run_hindcast(_settings(), dataset, model=model, start=t0, end=t1, every=every, baselines=names,
+            doc = run_hindcast(load_settings(), dataset, model=model, start=t0, end=t1, every=every, baselines=names,
                                scheduler=scheduler, out=out_dir, variable=variable, n_boot=n_boot, progress=tick,
                                command=command if command and "hindcast" in command else None)
         if not as_json:
@@ -58,4 +65,4 @@ def hindcast_cmd(
                 "summary": doc["summary"], "verdict": doc["verdict"], "inits": doc["inits"],
                 "provenance": doc["provenance"], "seconds": doc["seconds"]}, 0
 
-    _run(as_json, body)
+    run_command(as_json, body)

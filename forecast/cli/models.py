@@ -10,7 +10,13 @@ import typer
 from rich import box
 from rich.table import Table
 
-from forecast.cli import JsonOpt, _fail, _run, _settings, out
+from forecast.cli.output import (
+    JsonOpt,
+    fail,
+    load_settings,
+    out,
+    run_command,
+)
 from forecast.errors import BadInputError
 from forecast.registry.store import STAGES, ModelRecord, ModelRegistry
 from forecast.settings import Settings
@@ -75,7 +81,7 @@ def models_list(
     """Registered model versions, oldest first."""
 
     def body():
-        with _registry(_settings()) as reg:
+        with _registry(load_settings()) as reg:
             records = reg.list(dataset=dataset, variable=variable, stage=stage)
         if not as_json:
             t = Table(title="registered models", box=box.SIMPLE_HEAD)
@@ -87,7 +93,7 @@ def models_list(
             out.print(t)
         return {"models": [r.to_json() for r in records]}, 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @models_app.command("show")
@@ -95,13 +101,13 @@ def models_show(version: str = typer.Argument(..., help="Model version, e.g. v3.
     """One model version: provenance, checkpoint and full stage history."""
 
     def body():
-        with _registry(_settings()) as reg:
+        with _registry(load_settings()) as reg:
             rec = reg.get(version)
         if not as_json:
             _print_record(rec)
         return rec.to_json(), 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @models_app.command("promote")
@@ -125,12 +131,12 @@ def models_promote(
     def body():
         from forecast.registry.promotion import PromotionRefused, promote
 
-        st = _settings()
+        st = load_settings()
         with _registry(st) as reg:
             try:
                 done = promote(st, reg, version, by=by, reason=reason, override=override, report=report)
             except PromotionRefused as e:
-                _fail(as_json, 2, str(e), gate=e.decision.to_json(), report=str(e.report))
+                fail(as_json, 2, str(e), gate=e.decision.to_json(), report=str(e.report))
             except BadInputError as e:
                 if "no hindcast report" in str(e):
                     raise BadInputError(f"{e} (pass --report PATH, or --override with a reason)") from None
@@ -142,7 +148,7 @@ def models_promote(
                           + (" (gate overridden)" if override else ""), highlight=False)
         return rec.to_json(), 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @models_app.command("retire")
@@ -155,10 +161,10 @@ def models_retire(
     """Retire a model (a retired production model leaves its dataset and variable on the fallback)."""
 
     def body():
-        with _registry(_settings()) as reg:
+        with _registry(load_settings()) as reg:
             rec = reg.set_stage(version, "retired", by=by, reason=reason)
         if not as_json:
             out.print(f"{rec.version} ({rec.dataset}.{rec.variable}) is retired", highlight=False)
         return rec.to_json(), 0
 
-    _run(as_json, body)
+    run_command(as_json, body)

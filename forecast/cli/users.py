@@ -5,7 +5,12 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from forecast.cli import JsonOpt, _run, _settings, out
+from forecast.cli.output import (
+    JsonOpt,
+    load_settings,
+    out,
+    run_command,
+)
 
 users_app = typer.Typer(help="API users: bearer tokens with roles reader / operator / admin.", no_args_is_help=True)
 
@@ -13,7 +18,7 @@ users_app = typer.Typer(help="API users: bearer tokens with roles reader / opera
 def _store():
     from forecast.db.users import UserStore
 
-    st = _settings()
+    st = load_settings()
     st.home.mkdir(parents=True, exist_ok=True)
     return UserStore(st.db_url)
 
@@ -35,7 +40,7 @@ def users_add(
             out.print("use it as: Authorization: Bearer <token>", highlight=False, markup=False)
         return {**user.to_json(), "token": token}, 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @users_app.command("revoke")
@@ -49,7 +54,7 @@ def users_revoke(name: str = typer.Argument(..., help="User name."), as_json: bo
             out.print(f"user [bold]{user.name}[/] revoked", highlight=False)
         return user.to_json(), 0
 
-    _run(as_json, body)
+    run_command(as_json, body)
 
 
 @users_app.command("list")
@@ -70,4 +75,4 @@ def users_list(as_json: bool = JsonOpt) -> None:
             out.print(t)
         return {"users": [u.to_json() for u in rows]}, 0
 
-    _run(as_json, body)
+    run_command(as_json, body)

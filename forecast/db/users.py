@@ -89,8 +89,8 @@ class UserStore(SQLStore):
     IMMEDIATE``; the table is created when missing, safely from several processes at once.
     """
 
-    def __init__(self, url: str):
-        self._open(url)
+    def __init__(self, url: str, *, schema: str | None = None):
+        self._open(url, schema=schema)
 
     def add(self, name: str, role: str, *, by: str = "cli") -> tuple[User, str]:
         """Create a user (or re-activate a revoked one) with a fresh token; returns (user, clear token).

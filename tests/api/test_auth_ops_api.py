@@ -121,22 +121,27 @@ def test_users_cli(tmp_path, monkeypatch):
 
 
 def test_users_on_postgresql():
+    import uuid
+
     from sqlalchemy import create_engine, text
 
     from forecast.db.users import UserStore
 
     url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    schema = f"users_test_{uuid.uuid4().hex[:12]}"
     try:
-        with create_engine(url).connect() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS api_users"))
-            conn.commit()
+        create_engine(url).connect().close()
     except Exception as e:  # noqa: BLE001
         pytest.fail(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({type(e).__name__}); every machine runs it, "
                     "and the users table must be tested on it")
-    with UserStore(url) as users:
-        u, token = users.add("pg", "admin")
-        assert users.authenticate(token).name == "pg" and users.revoke("pg").active is False
-        assert users.authenticate(token) is None
+    try:
+        with UserStore(url, schema=schema) as users:
+            u, token = users.add("pg", "admin")
+            assert users.authenticate(token).name == "pg" and users.revoke("pg").active is False
+            assert users.authenticate(token) is None
+    finally:
+        with create_engine(url).begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 def test_health_ready_metrics(client, world, tmp_path):
