@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import typer
@@ -48,12 +46,6 @@ def test_every_command_has_help(cmd):
 def test_reporting_commands_take_json(cmd):
     res = CliRunner().invoke(app, [*cmd, "--help"], terminal_width=200)
     assert "--json" in res.output, cmd
-
-
-def test_import_stays_light():
-    code = "import sys, forecast.cli, forecast.stores.observations, forecast.ingest.batch; print('torch' in sys.modules, 'litestar' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
 
 
 @pytest.mark.slow

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -161,14 +159,6 @@ def test_lightning_fast_dev_run_on_cpu():
     out = module.predict_fields(dm.val_ds[0]["x"].numpy(), dm.val_ds[0]["base"].numpy())
     assert out.shape[0] == 3 and (out >= 0).all()  # the non-negative head
 
-
-def test_import_forecast_and_qc_do_not_import_torch():
-    code = ("import sys, forecast, qc, forecast.cli, forecast.nowcast.forecaster, forecast.registry.store, forecast.nowcast; "
-            "sys.exit(1 if 'torch' in sys.modules or 'lightning' in sys.modules else 0)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
-
-
-# -- training, registry, predict on a real (small) store ----------------------------------------------
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):

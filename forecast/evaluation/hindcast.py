@@ -323,9 +323,9 @@ def run_hindcast(
         if ctx is not None and ctx.registry is not None:
             ctx.registry.close()
         if torch_threads is not None:
-            import torch
+            from forecast.model.runtime import set_threads
 
-            torch.set_num_threads(torch_threads)  # this process goes on (e.g. the demo predicts next)
+            set_threads(torch_threads)  # this process goes on (e.g. the demo predicts next)
 
     present = set(verifier.methods)
     summary = verifier.summary(reference="persistence" if "persistence" in present else None,

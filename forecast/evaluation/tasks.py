@@ -79,11 +79,9 @@ def one_torch_thread() -> int:
     side by side on every core; torch's default (a thread per core, per task) oversubscribed them: on 2
     busy cores a forecast took ~0.7 s with 2 threads and ~0.04 s with 1. One thread also makes the
     hindcast's numbers independent of the machine's core count (float sums in a fixed order)."""
-    import torch
+    from forecast.model.runtime import set_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    return before
+    return set_threads(1)
 
 
 CONTEXTS: dict[str, Context] = {}
