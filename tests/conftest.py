@@ -1,45 +1,18 @@
-"""Shared fixtures: small catalogs in a temp folder, a fresh store, settings pointing at both."""
+"""Shared fixtures: small catalogs in a temp folder, a fresh store, settings pointing at both; tests that
+use a model-training fixture are marked slow. Shared helpers live in tests/testkit.py."""
 
 from __future__ import annotations
 
-import copy
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))  # tests/ncfiles.py
+sys.path.insert(0, str(Path(__file__).parent))  # tests/testkit.py, tests/ncfiles.py
 
 from forecast.catalog.models import Catalog, parse_catalog  # noqa: E402
 from forecast.stores import ObservationStore  # noqa: E402
-
-T0 = datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc)
-
-
-def catalog_doc(name: str) -> dict:
-    return yaml.safe_load((ROOT / "catalogs" / f"{name}.yaml").read_text())
-
-
-def small_doc(name: str = "radar_precip", *, ny: int = 24, nx: int = 32, dataset_id: str | None = None) -> dict:
-    """A shipped catalog shrunk to a small grid (same area origin, same axis and variables)."""
-    doc = copy.deepcopy(catalog_doc(name))
-    doc["grid"]["x"]["size"] = nx
-    doc["grid"]["y"]["size"] = ny
-    doc["time"]["block"] = 48
-    if dataset_id:
-        doc["id"] = dataset_id
-    return doc
-
-
-def write_catalog(folder: Path, doc: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / f"{doc['id']}.yaml"
-    p.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return p
-
+from testkit import ROOT, T0, catalog_doc, small_doc, write_catalog  # noqa: E402,F401 - re-exported for tests/api
 
 @pytest.fixture
 def radar(tmp_path) -> Catalog:
@@ -68,3 +41,11 @@ def env(tmp_path, monkeypatch):
     for k, v in e.items():
         monkeypatch.setenv(k, v)
     return e
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use a model-training fixture are slow, like those that train or start a cluster."""
+    for item in items:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}) or {}
+        if any(getattr(d.func, "trains_model", False) for fdefs in defs.values() for d in fdefs):
+            item.add_marker(pytest.mark.slow)

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import ROOT
+from testkit import ROOT
 from forecast.cli import app
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import small_doc, write_catalog
+from testkit import small_doc, write_catalog, trains_model
 from forecast.catalog.models import parse_catalog
 from forecast.cli import app
 from forecast.errors import BadInputError
@@ -53,6 +53,7 @@ def truth(t: datetime, ny: int = 24, nx: int = 32) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+@trains_model
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hindcast")
     doc = small_doc("radar_precip")

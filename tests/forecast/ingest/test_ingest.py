@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from conftest import T0
+from testkit import T0
 from forecast.cli import app
 from forecast.errors import BadInputError, StoreError
 from forecast.ingest.batch import ingest
@@ -263,7 +263,7 @@ def test_real_ostia_file_from_iris_sample_data(tmp_path):
     import iris_sample_data
 
     from forecast.catalog.models import load_catalog
-    from conftest import ROOT
+    from testkit import ROOT
 
     src = Path(iris_sample_data.__file__).parent / "sample_data" / "ostia_monthly.nc"
     cat = load_catalog(ROOT / "catalogs" / "ostia_sst.yaml")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, small_doc, write_catalog
+from testkit import ROOT, small_doc, write_catalog, trains_model
 from forecast.catalog.models import parse_catalog
 from forecast.errors import BadInputError
 from forecast.model.config import ModelConfig, load_model_config, parse_model_config
@@ -142,6 +142,7 @@ def test_datamodule_masks_exclude_unusable_targets_and_stats_come_from_training_
     assert item["x"].shape == (2 * 3 + 2 + 3, 16, 16) and item["target"].shape == (3, 16, 16)
 
 
+@pytest.mark.slow
 def test_lightning_fast_dev_run_on_cpu():
     pytest.importorskip("torch")
     import lightning as L
@@ -161,6 +162,7 @@ def test_lightning_fast_dev_run_on_cpu():
 
 
 @pytest.fixture(scope="module")
+@trains_model
 def world(tmp_path_factory):
     """A 3 h radar sample on a 32 x 48 grid, ingested and QC'd; a tiny model trained and registered."""
     from forecast.ingest.batch import ingest

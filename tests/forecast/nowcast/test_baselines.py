@@ -453,7 +453,7 @@ def radar_obs(tmp_path_factory):
     from forecast.synthetic.generate import generate_sample
     from forecast.stores import ObservationStore, open_observations
 
-    from conftest import ROOT
+    from testkit import ROOT
 
     tmp = tmp_path_factory.mktemp("radar")
     cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")  # 256 x 256, 1 km, 5 min

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT
+from testkit import ROOT
 from forecast.catalog.models import load_catalog
 from forecast.cli import app
 from forecast.ingest.batch import ingest

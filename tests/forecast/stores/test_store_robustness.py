@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import T0, small_doc, write_catalog
+from testkit import T0, small_doc, write_catalog
 from forecast.catalog.models import load_catalog
 from forecast.ingest.batch import ingest
 from forecast.stores import ObservationStore, open_observations
