@@ -6,7 +6,16 @@ class ForecastError(Exception):
 
 
 class BadInputError(ForecastError, ValueError):
-    """The input given by the user is at fault (exit code 2 on the CLI)."""
+    """The input given by the user is at fault (exit code 2 on the CLI, 4xx in the API).
+
+    ``param`` names the argument at fault (e.g. ``"variable"``, ``"start"``), so that each surface can
+    point at its own spelling of it (the CLI adds ``--variable``); the message itself is worded for any
+    caller.
+    """
+
+    def __init__(self, *args, param: str | None = None):
+        super().__init__(*args)
+        self.param = param
 
 
 class CatalogError(BadInputError):

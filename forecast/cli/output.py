@@ -44,7 +44,10 @@ def run_command(as_json: bool, body: Callable[[], tuple[Any, int]]) -> None:
         doc, code = body()
     except CatalogError as e:
         fail(as_json, 2, e.problems[0] if len(e.problems) == 1 else str(e), problems=e.problems)
-    except (StoreBusyError, BadInputError) as e:  # a busy store: the user retries later
+    except BadInputError as e:
+        hint = f" (option --{e.param.replace('_', '-')})" if e.param else ""
+        fail(as_json, 2, f"{e}{hint}")
+    except StoreBusyError as e:  # a busy store: the user retries later
         fail(as_json, 2, str(e))
     except ForecastError as e:
         fail(as_json, 1, str(e))

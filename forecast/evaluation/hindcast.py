@@ -88,12 +88,14 @@ def _parse_every(every: str | timedelta | int, step_s: int) -> int:
     try:
         secs = parse_duration(int(every) if isinstance(every, np.integer) else every).total_seconds()
     except ValueError as e:
-        raise BadInputError(f"the time between init times: {e}; write e.g. 30min, 1h or 5min") from None
+        raise BadInputError(f"the time between init times: {e}; write e.g. 30min, 1h or 5min", param="every") from None
     if not secs > 0 or secs != int(secs):
-        raise BadInputError(f"--every must be a positive whole number of seconds, got {every!r}")
+        raise BadInputError(f"the time between init times must be a positive whole number of seconds, got {every!r}",
+                            param="every")
     secs = int(secs)
     if secs % step_s:
-        raise BadInputError(f"--every {every} is not a multiple of the dataset's time step ({step_s // 60} min)")
+        raise BadInputError(f"the time between init times ({every}) is not a multiple of the dataset's time step "
+                            f"({step_s // 60} min)", param="every")
     return secs
 
 
@@ -108,7 +110,7 @@ def _as_time(value: datetime | str, what: str) -> datetime:
     try:
         return parse_time(str(value))
     except ValueError as e:
-        raise BadInputError(f"{what}: {e}") from None
+        raise BadInputError(f"the {what}: {e}", param=what) from None
 
 
 def _overlaps(period: list[str] | None, start: datetime, last_valid: datetime) -> bool | None:
@@ -174,15 +176,15 @@ def run_hindcast(
     catalog = get_catalog(settings.catalogs, dataset)
     if catalog.time.months is not None:
         raise BadInputError(f"dataset {dataset!r} has a monthly time axis; nowcast hindcasts need a sub-daily axis")
-    start_dt, end_dt = _as_time(start, "--start"), _as_time(end, "--end")
+    start_dt, end_dt = _as_time(start, "start"), _as_time(end, "end")
     if start_dt > end_dt:
-        raise BadInputError(f"--start {iso(start_dt)} is after --end {iso(end_dt)}")
+        raise BadInputError(f"the start {iso(start_dt)} is after the end {iso(end_dt)}", param="start")
     step_s = int(catalog.time.step_seconds)
-    for what, t in (("--start", start_dt), ("--end", end_dt)):
+    for what, t in (("start", start_dt), ("end", end_dt)):
         slot = catalog.time.slot_of(to_epoch(t))
         if slot is None or int(catalog.time.label(slot)) != to_epoch(t):
-            raise BadInputError(f"{what} {iso(t)} is not on the time axis of {dataset} "
-                                f"(slots every {catalog.time.step} from {iso(catalog.time.start)})")
+            raise BadInputError(f"the {what} {iso(t)} is not on the time axis of {dataset} "
+                                f"(slots every {catalog.time.step} from {iso(catalog.time.start)})", param=what)
     every_s = _parse_every(every, step_s)
     bad = [b for b in baselines if b not in ("persistence", "extrapolation", "sprog", "climatology")]
     if bad or len(set(baselines)) != len(baselines):

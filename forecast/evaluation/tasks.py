@@ -196,7 +196,7 @@ class Runner:
             try:
                 from distributed import Client
             except ImportError as e:  # pragma: no cover - distributed is a dependency
-                raise BadInputError("--scheduler ADDRESS needs the `distributed` package") from e
+                raise BadInputError("a scheduler address needs the `distributed` package", param="scheduler") from e
             try:
                 self.client = Client(self.scheduler, set_as_default=False, timeout="20s")
             except (OSError, TimeoutError, ValueError) as e:

@@ -51,7 +51,7 @@ def predict(settings, dataset: str, init: datetime | str, *, model: str | None =
     if variable is None and model is None:  # with a model: the model's variable, below
         if len(catalog.variables) != 1:
             raise BadInputError(f"dataset {dataset!r} has several variables ({', '.join(catalog.variables)}); "
-                                "name one with --variable")
+                                "name the one to forecast", param="variable")
         variable = next(iter(catalog.variables))
     settings.home.mkdir(parents=True, exist_ok=True)
     if registry is None:

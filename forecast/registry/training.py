@@ -97,7 +97,7 @@ def train_model(settings, dataset: str, variable: str, *, config_path: str | Pat
     cfg = load_model_config(config_path)
     if max_epochs is not None:
         if max_epochs < 1:
-            raise BadInputError(f"the number of epochs must be at least 1, got {max_epochs}")
+            raise BadInputError(f"the number of epochs must be at least 1, got {max_epochs}", param="max_epochs")
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_epochs": max_epochs})})
     store = store_for(settings)
     if not store.exists():

@@ -278,7 +278,7 @@ def test_cli_json_and_bad_inputs(st, world, no_figures):
     assert "known versions: v1" in _cli(*base, "--model", "v9", code=2)["error"]
     bad = _cli("hindcast", "radar_precip", "--model", "v1", "--start", "2026-07-15T11:00Z", "--end",
                "2026-07-15T10:00Z", code=2)
-    assert bad["error"] == "--start 2026-07-15T11:00:00Z is after --end 2026-07-15T10:00:00Z"
+    assert bad["error"] == "the start 2026-07-15T11:00:00Z is after the end 2026-07-15T10:00:00Z (option --start)"
     empty = _cli("hindcast", "radar_precip", "--model", "v1", "--start", "2026-07-16T10:00Z", "--end",
                  "2026-07-16T11:00Z", "--baselines", "persistence", code=2)
     assert empty["error"].startswith("no init time between 2026-07-16T10:00:00Z and 2026-07-16T11:00:00Z could be "
