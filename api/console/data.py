@@ -1,0 +1,512 @@
+"""What the console reads, in one place: the stores (heads looked up at most every ``api_head_check_s``),
+the review queue, the registry and the users through the app's ``Services``, and the arrays behind the
+pages (an item's surroundings, a forecast's fields, a dataset's last 24 hours), cached per store snapshot.
+
+Only package-level APIs of ``forecast`` are used here, so that the restructure of its modules leaves the
+console alone. Everything is synchronous: handlers call it through ``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+from cachetools import LRUCache
+
+from api.console import render
+from forecast.stores import forecast_store_for, open_observations, store_for
+from forecast.timeutil import iso, parse_duration, to_epoch
+
+log = logging.getLogger(__name__)
+
+FLAG_NAMES = {code: name for code, (name, _, _) in render.FLAG_STATES.items()}
+TEST_BITS = {  # bit -> test name (qc.flags.TestBit; repeated here as plain data: the console imports no qc module)
+    1 << 0: "missing", 1 << 1: "physical_range", 1 << 2: "climatology", 1 << 3: "spike", 1 << 4: "rate_of_change",
+    1 << 5: "flat_line", 1 << 6: "spatial", 1 << 7: "cross_variable", 1 << 16: "reviewed_accepted",
+    1 << 17: "reviewed_rejected",
+}
+WINDOW_MIN, WINDOW_MAX, WINDOW_MARGIN = 24, 96, 6  # cells around an item shown on its frames
+FRAMES_MAX, FRAMES_MARGIN = 24, 2  # slots of an item's animation
+QUEUE_CACHE_S = 1.0
+QUALITY_HOURS = 24
+
+
+def test_names(bits: int) -> list[str]:
+    return [name for bit, name in TEST_BITS.items() if bits & bit]
+
+
+class _Cache:
+    """A small thread-safe LRU."""
+
+    def __init__(self, size: int):
+        self._c: LRUCache = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    def get(self, key, make):
+        with self._lock:
+            hit = self._c.get(key, _MISS)
+        if hit is not _MISS:
+            return hit
+        value = make()
+        with self._lock:
+            self._c[key] = value
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._c.clear()
+
+
+_MISS = object()
+
+
+class _Head:
+    """A store opened on first use, its head looked up at most every ``every_s`` seconds."""
+
+    def __init__(self, make, every_s: float):
+        self._make, self.every_s = make, every_s
+        self._store = None
+        self._head: str | None = None
+        self._at = -1e9
+        self._lock = threading.Lock()
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = self._make()
+        return self._store
+
+    def head(self) -> str | None:
+        now = time.monotonic()
+        if now - self._at < self.every_s:
+            return self._head
+        with self._lock:
+            head = None
+            try:
+                if self.store.exists():
+                    head = self.store.head()
+            except Exception as e:  # noqa: BLE001 - an unreadable store reads as "no data yet"
+                log.warning("console: store %s cannot be read: %s", getattr(self.store, "location", "?"), e)
+            self._head, self._at = head, now
+            return head
+
+    def refresh(self) -> None:
+        self._at = -1e9
+
+
+# -- what the pages show -----------------------------------------------------------------------------------
+
+@dataclass
+class ItemContext:
+    """An item's surroundings: frames (slots) x window (cells) of values and flags, from one snapshot."""
+
+    snapshot: str
+    dataset: str
+    variable: str
+    units: str
+    times: np.ndarray  # (T,) epoch seconds of the frames
+    revision: np.ndarray  # (T,) revision shown per frame (-1: nothing arrived)
+    available_at: list[str | None]
+    window: tuple[int, int, int, int]  # iy0, iy1, ix0, ix1 (end exclusive)
+    values: np.ndarray  # (T, Y, X) float32
+    qc: np.ndarray  # (T, Y, X) uint8
+    tests: np.ndarray  # (T, Y, X) uint32
+    in_item: np.ndarray  # (T, Y, X) bool
+    peak_frame: int
+    scale_factor: int
+
+
+@dataclass
+class ForecastField:
+    snapshot: str
+    dataset: str
+    run: str
+    variable: str
+    units: str
+    init: datetime
+    leads_s: list[int]
+    values: np.ndarray  # (L, Y, X) float32
+    annotations: np.ndarray  # (L, Y, X) uint8
+    provenance: dict | None
+    scale_factor: int
+
+
+@dataclass
+class QualityStrip:
+    variable: str
+    states: list[str]  # per slot: on_time, late, missing, revised, future
+    details: list[str]  # per slot, a tooltip sentence
+    counts: dict[str, int]
+    shares: dict[str, float | None]  # FAIL / SUSPECT / MISSING share of the cells of the filled slots
+
+
+@dataclass
+class DatasetQuality:
+    dataset: str
+    title: str
+    step_s: int
+    expected_latency_s: int
+    latency_source: str
+    start: int  # epoch of the first slot shown
+    end: int  # epoch of the last slot shown
+    slot_times: list[int]
+    strips: list[QualityStrip] = field(default_factory=list)
+    last_slot: int | None = None  # epoch of the newest filled slot
+    stale: bool = False  # no data in the 24 hours before now: the window ends at the last data instead
+    note: str | None = None
+
+
+class ConsoleData:
+    def __init__(self, settings, services):
+        self.settings = settings
+        self.services = services
+        every = float(getattr(settings, "api_head_check_s", 1.0))
+        self.obs = _Head(lambda: store_for(settings), every)
+        self.fc = _Head(lambda: forecast_store_for(settings), every)
+        self._contexts = _Cache(64)
+        self._pngs = _Cache(512)
+        self._fields = _Cache(4)
+        self._quality = _Cache(16)
+        self._queue: tuple[float, list] | None = None
+        self._queue_lock = threading.Lock()
+
+    # -- catalogs, queue, registry ---------------------------------------------------------------------------
+    def catalogs(self) -> dict:
+        return self.services.catalogs()
+
+    def catalog(self, dataset: str):
+        return self.catalogs().get(dataset)
+
+    @property
+    def queue(self):
+        return self.services.queue
+
+    @property
+    def registry(self):
+        return self.services.registry
+
+    @property
+    def users(self):
+        return self.services.users
+
+    def all_items(self) -> list:
+        """Every review item, most hazardous first (one query, reused for ``QUEUE_CACHE_S`` seconds; a decision
+        taken here drops it at once)."""
+        now = time.monotonic()
+        cached = self._queue
+        if cached is not None and now - cached[0] < QUEUE_CACHE_S:
+            return cached[1]
+        with self._queue_lock:
+            items = self.queue.list()
+            self._queue = (time.monotonic(), items)
+            return items
+
+    def queue_changed(self) -> None:
+        self._queue = None
+
+    # -- an item's surroundings ------------------------------------------------------------------------------
+    def item_context(self, item) -> ItemContext | None:
+        """Values and flags around an item (None when the store or the dataset is not there)."""
+        head = self.obs.head()
+        if head is None:
+            return None
+        return self._contexts.get((head, item.id), lambda: self._read_context(item, head))
+
+    def _read_context(self, item, head: str) -> ItemContext | None:
+        cat = self.catalog(item.dataset)
+        if cat is None or item.variable not in cat.variables:
+            return None
+        t = cat.time
+        s_first = t.slot_of(to_epoch(item.t_first))
+        s_last = t.slot_of(to_epoch(item.t_last))
+        s_peak = t.slot_of(to_epoch(item.peak[0]))
+        if s_first is None or s_last is None:
+            return None
+        s_peak = s_peak if s_peak is not None else s_first
+        lo, hi = max(0, s_first - FRAMES_MARGIN), s_last + FRAMES_MARGIN
+        if hi - lo + 1 > FRAMES_MAX:
+            lo = max(0, min(s_peak - FRAMES_MAX // 2, s_last - FRAMES_MAX + 1))
+            hi = lo + FRAMES_MAX - 1
+        ny, nx = cat.grid.shape
+        iy0, iy1, ix0, ix1 = item.bbox
+        _, piy, pix = item.peak
+        wy = _window(iy0, iy1, piy, ny)
+        wx = _window(ix0, ix1, pix, nx)
+        try:
+            ds = open_observations(item.dataset, store=self.obs.store, snapshot=head,
+                                   start=iso(int(t.label(lo))), end=iso(int(t.label(hi))))
+        except Exception as e:  # noqa: BLE001 - the page says the surroundings cannot be read
+            log.warning("console: observations of item %s cannot be read: %s", item.id, e)
+            return None
+        v = item.variable
+        names = [n for n in (v, f"{v}_qc", f"{v}_qc_tests") if n in ds]
+        sub = ds[names].isel(y=slice(*wy), x=slice(*wx)).compute(scheduler="synchronous")
+        values = sub[v].values.astype("float32")
+        shape = values.shape
+        qc = sub[f"{v}_qc"].values.astype("uint8") if f"{v}_qc" in sub else np.full(shape, 2, "uint8")
+        tests = sub[f"{v}_qc_tests"].values.astype("uint32") if f"{v}_qc_tests" in sub else np.zeros(shape, "uint32")
+        times = t.label(np.arange(lo, hi + 1)).astype("int64")
+        in_item = np.zeros(shape, bool)
+        cells = item.cells if getattr(item, "cells", None) is not None else np.zeros((0, 3), "int64")
+        pos = {int(s): k for k, s in enumerate(times)}
+        for ts, cy, cx in cells:
+            k = pos.get(int(ts))
+            if k is not None and wy[0] <= cy < wy[1] and wx[0] <= cx < wx[1]:
+                in_item[k, cy - wy[0], cx - wx[0]] = True
+        rev = ds[f"{v}_revision"].values.astype(int) if f"{v}_revision" in ds.coords else np.zeros(len(times), int)
+        av = ds[f"{v}_available_at"].values if f"{v}_available_at" in ds.coords else [None] * len(times)
+        available = [None if a is None or np.isnat(a) else iso(int(a.astype("datetime64[s]").astype("int64")))
+                     for a in av]
+        return ItemContext(snapshot=head, dataset=item.dataset, variable=v, units=cat.variables[v].units,
+                           times=times, revision=rev, available_at=available,
+                           window=(wy[0], wy[1], wx[0], wx[1]), values=values, qc=qc, tests=tests, in_item=in_item,
+                           peak_frame=pos.get(int(t.label(s_peak)), 0),
+                           scale_factor=render.upscale_factor(shape[1], shape[2]))
+
+    def frame_png(self, item, ctx: ItemContext, k: int) -> bytes:
+        cat = self.catalog(item.dataset)
+        scale = render.scale_for(item.variable, cat.variables[item.variable])
+        return self._pngs.get(("frame", ctx.snapshot, item.id, k), lambda: render.field_png(
+            ctx.values[k], scale, flags=ctx.qc[k], scale_factor=ctx.scale_factor)[0])
+
+    def overview_png(self, item) -> bytes | None:
+        """The whole grid at the item's peak slot, the item's extent framed."""
+        head = self.obs.head()
+        cat = self.catalog(item.dataset)
+        if head is None or cat is None:
+            return None
+
+        def make():
+            ds = open_observations(item.dataset, store=self.obs.store, snapshot=head, start=iso(item.peak[0]),
+                                   end=iso(item.peak[0]))
+            v = item.variable
+            names = [n for n in (v, f"{v}_qc") if n in ds]
+            sub = ds[names].isel(time=0).compute(scheduler="synchronous")
+            qc = sub[f"{v}_qc"].values if f"{v}_qc" in sub else None
+            scale = render.scale_for(v, cat.variables[v])
+            return render.field_png(sub[v].values, scale, flags=qc, box=item.bbox,
+                                    scale_factor=render.upscale_factor(*cat.grid.shape, target=256))[0]
+
+        return self._pngs.get(("overview", head, item.id), make)
+
+    # -- forecasts -------------------------------------------------------------------------------------------
+    def forecast_runs(self, dataset: str) -> list[str]:
+        if self.fc.head() is None:
+            return []
+        try:
+            return [r for d, r in self.fc.store.runs(dataset)]
+        except Exception as e:  # noqa: BLE001
+            log.warning("console: forecast runs of %s cannot be read: %s", dataset, e)
+            return []
+
+    def forecast_inits(self, dataset: str, run: str) -> list[int]:
+        head = self.fc.head()
+        if head is None:
+            return []
+        inits = self.fc.store.inits(dataset, run, snapshot=head)
+        return [int(x) for x in inits.astype("int64")]
+
+    def forecast_field(self, dataset: str, run: str, init: int | None, variable: str | None) -> ForecastField | None:
+        """One forecast (all leads) of a run: the latest init unless ``init`` is given; None when there is none."""
+        head = self.fc.head()
+        cat = self.catalog(dataset)
+        if head is None or cat is None:
+            return None
+        if init is None:
+            latest = self.fc.store.latest_init(dataset, run, snapshot=head)
+            if latest is None:
+                return None
+            init = to_epoch(latest)
+        return self._fields.get((head, dataset, run, init, variable),
+                                lambda: self._read_field(head, cat, run, init, variable))
+
+    def _read_field(self, head, cat, run, init, variable) -> ForecastField | None:
+        ds = self.fc.store.open(cat.id, run, snapshot=head)
+        variables = [v for v in ds.data_vars if not v.endswith("_annotation")]
+        if not variables:
+            return None
+        v = variable if variable in variables else variables[0]
+        when = np.datetime64(init, "s").astype("datetime64[ns]")
+        if when not in ds["init_time"].values:
+            return None
+        one = ds[[v, f"{v}_annotation"]].sel(init_time=when).compute(scheduler="synchronous")
+        leads = [int(x) for x in ds["lead_time"].values.astype("timedelta64[s]").astype("int64")]
+        values = one[v].values.astype("float32")
+        prov = self.fc.store.provenance(cat.id, iso(init), run, snapshot=head)
+        units = cat.variables[v].units if v in cat.variables else str(one[v].attrs.get("units", ""))
+        return ForecastField(snapshot=head, dataset=cat.id, run=run, variable=v, units=units,
+                             init=datetime.fromtimestamp(init, tz=timezone.utc), leads_s=leads, values=values,
+                             annotations=one[f"{v}_annotation"].values.astype("uint8"), provenance=prov,
+                             scale_factor=render.upscale_factor(*values.shape[1:]))
+
+    def forecast_png(self, f: ForecastField, k: int) -> bytes:
+        cat = self.catalog(f.dataset)
+        var = cat.variables.get(f.variable) if cat is not None else None
+        scale = render.scale_for(f.variable, var) if var is not None else render._scale(
+            f.variable, f.units, "", float(np.nanmin(f.values)), float(np.nanmax(f.values)))
+        return self._pngs.get(("fc", f.snapshot, f.dataset, f.run, to_epoch(f.init), f.variable, k),
+                              lambda: render.field_png(f.values[k], scale, annotations=f.annotations[k],
+                                                       scale_factor=f.scale_factor)[0])
+
+    def observed_at(self, dataset: str, variable: str, times: list[int], iy: int, ix: int) -> list[dict]:
+        """Observations (latest revision) and flags of one cell at the given slot times, as they have arrived."""
+        head = self.obs.head()
+        out = [{"time": t, "value": None, "flag": None, "revision": -1} for t in times]
+        if head is None or not times:
+            return out
+        try:
+            ds = open_observations(dataset, store=self.obs.store, snapshot=head, start=iso(min(times)),
+                                   end=iso(max(times)))
+        except Exception as e:  # noqa: BLE001 - no observations yet: the series shows the forecast alone
+            log.info("console: no observations of %s for the series: %s", dataset, e)
+            return out
+        if variable not in ds:
+            return out
+        names = [n for n in (variable, f"{variable}_qc") if n in ds]
+        sub = ds[names].isel(y=iy, x=ix).compute(scheduler="synchronous")
+        tt = sub["time"].values.astype("datetime64[s]").astype("int64")
+        vals = sub[variable].values
+        qc = sub[f"{variable}_qc"].values if f"{variable}_qc" in sub else np.full(len(tt), 2)
+        rev = sub[f"{variable}_revision"].values if f"{variable}_revision" in sub.coords else np.zeros(len(tt), int)
+        at = {int(t): k for k, t in enumerate(tt)}
+        for row in out:
+            k = at.get(row["time"])
+            if k is not None and int(rev[k]) >= 0:
+                x = float(vals[k])
+                row.update(value=None if math.isnan(x) else x, flag=int(qc[k]), revision=int(rev[k]))
+        return out
+
+    # -- data quality ----------------------------------------------------------------------------------------
+    def quality(self, dataset: str, *, now: datetime | None = None) -> DatasetQuality | None:
+        cat = self.catalog(dataset)
+        if cat is None or cat.time.step_seconds is None:
+            return None
+        head = self.obs.head()
+        now = now or datetime.now(timezone.utc)
+        now_slot = math.floor((to_epoch(now) - cat.time.start_s) / cat.time.step_seconds)
+        return self._quality.get((head, dataset, now_slot), lambda: self._read_quality(cat, head, now))
+
+    def _read_quality(self, cat, head, now: datetime) -> DatasetQuality:
+        step = int(cat.time.step_seconds)
+        latency_s, source = expected_latency(cat)
+        n = QUALITY_HOURS * 3600 // step
+        now_s = to_epoch(now)
+        hi = max(0, math.floor((now_s - cat.time.start_s) / step))
+        q = DatasetQuality(dataset=cat.id, title=cat.title, step_s=step, expected_latency_s=latency_s,
+                           latency_source=source, start=0, end=0, slot_times=[])
+        ds = None
+        last = None
+        if head is not None:
+            try:
+                ds = open_observations(cat.id, store=self.obs.store, snapshot=head)  # first..last filled slot
+                if ds.sizes.get("time", 0):
+                    last = int(ds["time"].values[-1].astype("datetime64[s]").astype("int64"))
+            except Exception as e:  # noqa: BLE001 - no data: the strip is all missing
+                log.info("console: %s has no observations yet: %s", cat.id, e)
+                ds = None
+        q.last_slot = last
+        if last is not None and last < cat.time.start_s + (hi - n + 1) * step:
+            # nothing in the last 24 h: show the 24 h before the last data, and say the feed is stale
+            q.stale = True
+            hi = cat.time.slot_of(last)
+        lo = max(0, hi - n + 1)
+        times = [int(x) for x in cat.time.label(np.arange(lo, hi + 1))]
+        q.start, q.end, q.slot_times = times[0], times[-1], times
+        if ds is not None:
+            ds = open_observations(cat.id, store=self.obs.store, snapshot=head, start=iso(times[0]), end=iso(times[-1]))
+        for v in cat.variables:
+            q.strips.append(_strip(ds, v, times, step, latency_s, now_s))
+        if last is None:
+            q.note = "no observations of this dataset have arrived yet"
+        return q
+
+
+def expected_latency(cat) -> tuple[int, str]:
+    """The feed's expected latency in seconds (catalog ``feed.expected_latency``; one time step when absent)."""
+    feed = getattr(cat, "feed", None)
+    value = getattr(feed, "expected_latency", None) if feed is not None else None
+    if value is None and isinstance(feed, dict):
+        value = feed.get("expected_latency")
+    if value is not None:
+        try:
+            return int(parse_duration(value).total_seconds()), "catalog feed.expected_latency"
+        except (ValueError, TypeError):
+            log.warning("console: %s feed.expected_latency %r is not a duration; using one time step", cat.id, value)
+    return int(cat.time.step_seconds or 0), "one time step (the catalog names no feed.expected_latency)"
+
+
+def _strip(ds, v: str, times: list[int], step: int, latency_s: int, now_s: int) -> QualityStrip:
+    n = len(times)
+    rev = np.full(n, -1, int)
+    av = np.full(n, np.iinfo("int64").min, "int64")
+    shares: dict[str, float | None] = {"FAIL": None, "SUSPECT": None, "MISSING": None}
+    if ds is not None and v in ds:
+        rev = ds[f"{v}_revision"].values.astype(int)
+        a = ds[f"{v}_available_at"].values
+        av = np.where(np.isnat(a), np.iinfo("int64").min, a.astype("datetime64[s]").astype("int64"))
+        if f"{v}_qc" in ds:
+            filled = np.flatnonzero(rev >= 0)
+            if len(filled):
+                qc = ds[f"{v}_qc"].isel(time=filled).compute(scheduler="synchronous").values
+                total = qc.size
+                shares = {"FAIL": float((qc == 4).sum()) / total, "SUSPECT": float((qc == 3).sum()) / total,
+                          "MISSING": float((qc == 9).sum()) / total}
+    states, details = [], []
+    for k, t in enumerate(times):
+        when = iso(t)
+        if rev[k] < 0:
+            if t + latency_s > now_s:
+                states.append("future")
+                details.append(f"{when}: not due yet")
+            else:
+                states.append("missing")
+                details.append(f"{when}: missing")
+            continue
+        delay = int(av[k]) - t
+        if rev[k] > 0:
+            states.append("revised")
+            details.append(f"{when}: revised (revision {rev[k]}, available {iso(int(av[k]))})")
+        elif delay > latency_s:
+            states.append("late")
+            details.append(f"{when}: late by {_duration(delay - latency_s)} (arrived {_duration(delay)} after the slot)")
+        else:
+            states.append("on_time")
+            details.append(f"{when}: on time ({_duration(max(delay, 0))} after the slot)")
+    counts = {s: states.count(s) for s in render.SLOT_STATES}
+    return QualityStrip(variable=v, states=states, details=details, counts=counts, shares=shares)
+
+
+def _duration(s: int) -> str:
+    s = int(s)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _window(a0: int, a1: int, peak: int, n: int) -> tuple[int, int]:
+    """Cells [lo, hi) around an inclusive extent [a0, a1]: a margin, at least WINDOW_MIN, at most WINDOW_MAX
+    (then centred on the peak), inside [0, n)."""
+    lo, hi = a0 - WINDOW_MARGIN, a1 + WINDOW_MARGIN + 1
+    if hi - lo < WINDOW_MIN:
+        grow = WINDOW_MIN - (hi - lo)
+        lo -= grow // 2
+        hi = lo + WINDOW_MIN
+    if hi - lo > WINDOW_MAX:
+        lo = peak - WINDOW_MAX // 2
+        hi = lo + WINDOW_MAX
+    if lo < 0:
+        hi, lo = hi - lo, 0
+    if hi > n:
+        lo, hi = max(0, lo - (hi - n)), n
+    return lo, hi
+
+
+_ = timedelta
