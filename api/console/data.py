@@ -13,8 +13,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timezone
 
 import numpy as np
 from cachetools import LRUCache
@@ -173,6 +172,7 @@ class ConsoleData:
         self._pngs = _Cache(512)
         self._fields = _Cache(4)
         self._quality = _Cache(16)
+        self._meta = _Cache(64)
         self._queue: tuple[float, list] | None = None
         self._queue_lock = threading.Lock()
 
@@ -297,20 +297,30 @@ class ConsoleData:
 
     # -- forecasts -------------------------------------------------------------------------------------------
     def forecast_runs(self, dataset: str) -> list[str]:
-        if self.fc.head() is None:
+        """The runs of a dataset in the forecast store (per head, all datasets read at once)."""
+        head = self.fc.head()
+        if head is None:
             return []
-        try:
-            return [r for d, r in self.fc.store.runs(dataset)]
-        except Exception as e:  # noqa: BLE001
-            log.warning("console: forecast runs of %s cannot be read: %s", dataset, e)
-            return []
+
+        def read():
+            try:
+                pairs = self.fc.store.runs(snapshot=head)
+            except Exception as e:  # noqa: BLE001 - an unreadable store reads as "no forecasts yet"
+                log.warning("console: forecast runs cannot be read: %s", e)
+                pairs = []
+            out: dict[str, list[str]] = {}
+            for d, r in pairs:
+                out.setdefault(d, []).append(r)
+            return out
+
+        return self._meta.get(("runs", head), read).get(dataset, [])
 
     def forecast_inits(self, dataset: str, run: str) -> list[int]:
         head = self.fc.head()
         if head is None:
             return []
-        inits = self.fc.store.inits(dataset, run, snapshot=head)
-        return [int(x) for x in inits.astype("int64")]
+        return self._meta.get(("inits", head, dataset, run), lambda: [
+            int(x) for x in self.fc.store.inits(dataset, run, snapshot=head).astype("int64")])
 
     def forecast_field(self, dataset: str, run: str, init: int | None, variable: str | None) -> ForecastField | None:
         """One forecast (all leads) of a run: the latest init unless ``init`` is given; None when there is none."""
@@ -319,10 +329,10 @@ class ConsoleData:
         if head is None or cat is None:
             return None
         if init is None:
-            latest = self.fc.store.latest_init(dataset, run, snapshot=head)
-            if latest is None:
+            inits = self.forecast_inits(dataset, run)
+            if not inits:
                 return None
-            init = to_epoch(latest)
+            init = inits[-1]
         return self._fields.get((head, dataset, run, init, variable),
                                 lambda: self._read_field(head, cat, run, init, variable))
 
@@ -508,5 +518,3 @@ def _window(a0: int, a1: int, peak: int, n: int) -> tuple[int, int]:
         lo, hi = max(0, lo - (hi - n)), n
     return lo, hi
 
-
-_ = timedelta

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 import anyio
 from litestar import Request, Response, Router, get, post
 from litestar.exceptions import HTTPException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 
 from api.console import views
@@ -43,8 +43,8 @@ from forecast.timeutil import iso
 log = logging.getLogger(__name__)
 
 _STATE_LOCK = threading.Lock()
-RunParam = Annotated[str | None, Parameter(query="run")]
-StateParam = Annotated[str, Parameter(query="state")]
+RunParam = Annotated[str | None, QueryParameter(name="run")]
+StateParam = Annotated[str, QueryParameter(name="state")]
 SIGN_IN_REASONS = {
     "expired": "Your session has expired: sign in again.",
     "revoked": "Your token was revoked or replaced: sign in with a valid token.",
@@ -257,8 +257,8 @@ async def review_decide(request: Request, item_id: int) -> Response:
     item = await in_thread(data.queue.get, item_id)
 
     async def refuse(status: int, title: str, text: str) -> Response:
-        return await _item_page(request, item_id, u, status=status, error={"title": title, "text": text},
-                                draft=draft)
+        return await _item_page(request, item_id, u, status=status, draft=draft,
+                                error={"title": title, "text": text, "comment": comment[:views.COMMENT_MAX]})
 
     if action not in ("accept", "reject"):
         return await refuse(422, "Not recorded", f"the action must be accept or reject, got {action[:20]!r}")
