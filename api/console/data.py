@@ -156,6 +156,7 @@ class DatasetQuality:
     end: int  # epoch of the last slot shown
     slot_times: list[int]
     strips: list[QualityStrip] = field(default_factory=list)
+    ticks: list[int] = field(default_factory=list)  # five times along the strip, for its axis
     last_slot: int | None = None  # epoch of the newest filled slot
     stale: bool = False  # no data in the 24 hours before now: the window ends at the last data instead
     note: str | None = None
@@ -411,12 +412,13 @@ class ConsoleData:
         q = DatasetQuality(dataset=cat.id, title=cat.title, step_s=step, expected_latency_s=latency_s,
                            latency_source=source, start=0, end=0, slot_times=[])
         ds = None
-        last = None
+        first = last = None
         if head is not None:
             try:
                 ds = open_observations(cat.id, store=self.obs.store, snapshot=head)  # first..last filled slot
                 if ds.sizes.get("time", 0):
-                    last = int(ds["time"].values[-1].astype("datetime64[s]").astype("int64"))
+                    tt = ds["time"].values.astype("datetime64[s]").astype("int64")
+                    first, last = int(tt[0]), int(tt[-1])
             except Exception as e:  # noqa: BLE001 - no data: the strip is all missing
                 log.info("console: %s has no observations yet: %s", cat.id, e)
                 ds = None
@@ -428,10 +430,11 @@ class ConsoleData:
         lo = max(0, hi - n + 1)
         times = [int(x) for x in cat.time.label(np.arange(lo, hi + 1))]
         q.start, q.end, q.slot_times = times[0], times[-1], times
+        q.ticks = [times[min(len(times) - 1, k * (len(times) - 1) // 4)] for k in range(5)]
         if ds is not None:
             ds = open_observations(cat.id, store=self.obs.store, snapshot=head, start=iso(times[0]), end=iso(times[-1]))
         for v in cat.variables:
-            q.strips.append(_strip(ds, v, times, step, latency_s, now_s))
+            q.strips.append(_strip(ds, v, times, step, latency_s, now_s, first))
         if last is None:
             q.note = "no observations of this dataset have arrived yet"
         return q
@@ -451,7 +454,7 @@ def expected_latency(cat) -> tuple[int, str]:
     return int(cat.time.step_seconds or 0), "one time step (the catalog names no feed.expected_latency)"
 
 
-def _strip(ds, v: str, times: list[int], step: int, latency_s: int, now_s: int) -> QualityStrip:
+def _strip(ds, v: str, times: list[int], step: int, latency_s: int, now_s: int, first: int | None) -> QualityStrip:
     n = len(times)
     rev = np.full(n, -1, int)
     av = np.full(n, np.iinfo("int64").min, "int64")
@@ -471,7 +474,10 @@ def _strip(ds, v: str, times: list[int], step: int, latency_s: int, now_s: int) 
     for k, t in enumerate(times):
         when = iso(t)
         if rev[k] < 0:
-            if t + latency_s > now_s:
+            if first is None or t < first:
+                states.append("before")
+                details.append(f"{when}: before the feed's first data")
+            elif t + latency_s > now_s:
                 states.append("future")
                 details.append(f"{when}: not due yet")
             else:

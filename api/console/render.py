@@ -48,6 +48,7 @@ SLOT_STATES: dict[str, tuple[str, str]] = {
     "missing": ("missing", "#6639ba"),
     "revised": ("revised", "#0550ae"),
     "future": ("not due yet", "#d0d7de"),
+    "before": ("before the feed's first data", "#eaeef2"),
 }
 SELECTION_COLOUR = "#0969da"
 NAN_COLOUR = "#e6e6e6"
@@ -187,7 +188,7 @@ def encode_png(index: np.ndarray, palette: bytes, *, level: int = 1) -> bytes:
 
 def upscale_factor(ny: int, nx: int, target: int = 384) -> int:
     """Whole pixels per cell so that the image is about ``target`` pixels wide (1 for large grids)."""
-    return max(1, min(12, target // max(ny, nx, 1)))
+    return max(1, min(16, target // max(ny, nx, 1)))
 
 
 def _upscale(a: np.ndarray, s: int) -> np.ndarray:
@@ -285,6 +286,6 @@ def colours_css() -> str:
     for _, (name, _, c) in ANNOTATION_STATES.items():
         lines.append(f".ann-{name} {{ color: #fff; background: {c}; }}")
     for name, (_, c) in SLOT_STATES.items():
-        fg = "#000" if name == "future" else "#fff"
+        fg = "#000" if name in ("future", "before") else "#fff"
         lines.append(f".slot-{name} {{ color: {fg}; background: {c}; }}")
     return "\n".join(lines) + "\n"

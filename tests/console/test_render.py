@@ -82,7 +82,7 @@ def _luminance(hexcolour: str) -> float:
 
 @pytest.mark.parametrize("name,hexcolour", [(v[0], v[2]) for v in render.FLAG_STATES.values()]
                          + [(v[0], v[2]) for v in render.ANNOTATION_STATES.values()]
-                         + [(k, v[1]) for k, v in render.SLOT_STATES.items() if k != "future"])
+                         + [(k, v[1]) for k, v in render.SLOT_STATES.items() if k not in ("future", "before")])
 def test_state_colours_have_contrast_on_white(name, hexcolour):
     ratio = 1.05 / (_luminance(hexcolour) + 0.05)
     assert ratio >= 4.5, (name, hexcolour, ratio)

@@ -62,6 +62,8 @@
     };
   }
 
+  /* Charts in UTC, as every time on the console. */
+  function utc(ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
   function chartWidth(el) { return Math.max(320, Math.min(el.clientWidth || 640, 900)); }
 
   /* ---------------------------------------------------------------- item page */
@@ -89,10 +91,11 @@
         var key = t + "," + c[0] + "," + c[1];
         if (!selected[key]) return;
         var x = (c[1] - w.ix0) * s, y = (c[0] - w.iy0) * s;
-        ctx.fillStyle = "rgba(9,105,218,0.45)";
+        ctx.fillStyle = "rgba(9,105,218,0.6)";
         ctx.fillRect(x, y, s, s);
-        ctx.strokeStyle = data.selection_colour;
-        ctx.strokeRect(x + 0.5, y + 0.5, s - 1, s - 1);
+        ctx.lineWidth = 2;
+        ctx.strokeStyle = "#fff";
+        ctx.strokeRect(x + 1, y + 1, s - 2, s - 2);
       });
       if (k === w.peak_frame && data.series && data.series.cells.length) {  // the peak cell: a white cross
         var p = data.series.cells[0], px = (p.ix - w.ix0 + 0.5) * s, py = (p.iy - w.iy0 + 0.5) * s, r = Math.max(4, s);
@@ -174,7 +177,7 @@
                      points: {show: false}, value: function (u, v) { return fmt(v); }});
         rows.push(c.values); flags.push(c.flags);
       });
-      new uPlot({width: chartWidth(el), height: 260, series: series, scales: {x: {time: true}},
+      new uPlot({width: chartWidth(el), height: 260, tzDate: utc, series: series, scales: {x: {time: true}},
                  axes: [{}, {label: data.units}], legend: {live: true},
                  hooks: {draw: [flagMarkers(flags, data.flag_colours, 6)]}}, rows, el);
     }
@@ -237,7 +240,7 @@
   function seriesChart() {
     var d = readJSON("series-data"), el = document.getElementById("series-chart");
     if (!d || !el || !window.uPlot) return;
-    new uPlot({width: chartWidth(el), height: 240, scales: {x: {time: true}}, axes: [{}, {label: d.units}],
+    new uPlot({width: chartWidth(el), height: 240, tzDate: utc, scales: {x: {time: true}}, axes: [{}, {label: d.units}],
                series: [{}, {label: "forecast", stroke: "#0550ae", width: 2, value: function (u, v) { return fmt(v); }},
                         {label: "observed", stroke: "transparent", points: {show: false}, value: function (u, v) { return fmt(v); }}],
                hooks: {draw: [flagMarkers([null, null, d.flags], d.flag_colours, 7)]}},
