@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -32,8 +33,10 @@ TEST_BITS = {  # bit -> test name (qc.flags.TestBit; repeated here as plain data
 }
 WINDOW_MIN, WINDOW_MAX, WINDOW_MARGIN = 24, 96, 6  # cells around an item shown on its frames
 FRAMES_MAX, FRAMES_MARGIN = 24, 2  # slots of an item's animation
-QUEUE_CACHE_S = 1.0
+QUEUE_CACHE_S = 2.0  # the review queue's list is refreshed (in the background) when older than this
+QUEUE_STALE_S = 30.0  # and read again before answering when older than this
 QUALITY_HOURS = 24
+SLOT_CACHE_BYTES = 256 * 2**20  # whole-grid slots kept per process
 
 
 def test_names(bits: int) -> list[str]:
@@ -63,6 +66,28 @@ class _Cache:
 
 
 _MISS = object()
+
+
+class _ByteCache:
+    """A thread-safe LRU bounded by bytes (whole-grid slots: ~0.6 MB at 256 x 256, ~9 MB at 1000 x 1000)."""
+
+    def __init__(self, max_bytes: int):
+        self._c: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=lambda e: e[1])
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            hit = self._c.get(key)
+        return None if hit is None else hit[0]
+
+    def put(self, key, value, nbytes: int) -> None:
+        with self._lock:
+            if nbytes <= self._c.maxsize:
+                self._c[key] = (value, nbytes)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._c.clear()
 
 
 class _Head:
@@ -174,8 +199,12 @@ class ConsoleData:
         self._fields = _Cache(4)
         self._quality = _Cache(16)
         self._meta = _Cache(64)
+        self._slots = _ByteCache(SLOT_CACHE_BYTES)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-prefetch")
+        self._prefetching: dict[int, bool] = {}
         self._queue: tuple[float, list] | None = None
         self._queue_lock = threading.Lock()
+        self._queue_refreshing = False
 
     # -- catalogs, queue, registry ---------------------------------------------------------------------------
     def catalogs(self) -> dict:
@@ -197,19 +226,88 @@ class ConsoleData:
         return self.services.users
 
     def all_items(self) -> list:
-        """Every review item, most hazardous first (one query, reused for ``QUEUE_CACHE_S`` seconds; a decision
-        taken here drops it at once)."""
+        """Every review item, most hazardous first, from one query reused while fresh.
+
+        Listing 1,000 items costs ~50 ms (the queue has no count or age filter to ask for): a page never
+        waits for it while a list younger than ``QUEUE_STALE_S`` exists; one older than ``QUEUE_CACHE_S`` is
+        refreshed in the background. A decision taken here refreshes it at once (``queue_changed``)."""
         now = time.monotonic()
         cached = self._queue
-        if cached is not None and now - cached[0] < QUEUE_CACHE_S:
+        if cached is not None and now - cached[0] < QUEUE_STALE_S:
+            if now - cached[0] > QUEUE_CACHE_S and not self._queue_refreshing:
+                self._queue_refreshing = True
+                self._pool.submit(self._refresh_queue)
             return cached[1]
-        with self._queue_lock:
-            items = self.queue.list()
-            self._queue = (time.monotonic(), items)
-            return items
+        return self._refresh_queue()
+
+    def _refresh_queue(self) -> list:
+        try:
+            with self._queue_lock:
+                items = self.queue.list()
+                self._queue = (time.monotonic(), items)
+                return items
+        finally:
+            self._queue_refreshing = False
 
     def queue_changed(self) -> None:
-        self._queue = None
+        """Called after a decision taken here: the next page shows it."""
+        self._refresh_queue()
+
+    # -- observations: one lazy dataset per store head, whole-grid slots cached -----------------------------
+    def _observations(self, dataset: str):
+        """``(head, lazy dataset of the first..last filled slot, {slot epoch: index})`` or None when there is no
+        data. Opened once per store head (a cycle's commit), so an item page reads only the chunks it shows."""
+        head = self.obs.head()
+        if head is None:
+            return None
+
+        def make():
+            try:
+                ds = open_observations(dataset, store=self.obs.store, snapshot=head)
+            except Exception as e:  # noqa: BLE001 - "no data" for the pages
+                log.info("console: no observations of %s: %s", dataset, e)
+                return None
+            epochs = ds["time"].values.astype("datetime64[s]").astype("int64")
+            return head, ds, {int(t): k for k, t in enumerate(epochs)}
+
+        return self._meta.get(("obs", head, dataset), make)
+
+    def slots(self, dataset: str, variable: str, times) -> dict[int, tuple] | None:
+        """Whole-grid ``(values, qc, tests, revision, available_at)`` of ``variable`` at the slot times ``times``
+        (epoch s; slots outside the data are absent from the answer). Each slot is read once per store head and
+        kept in a byte-bounded cache: an operator stepping through items of one storm reads each slot once."""
+        obs = self._observations(dataset)
+        if obs is None:
+            return None
+        head, ds, index = obs
+        if variable not in ds:
+            return None
+        out, todo = {}, []
+        for t in times:
+            k = index.get(int(t))
+            if k is None:
+                continue
+            hit = self._slots.get((head, dataset, variable, int(t)))
+            if hit is not None:
+                out[int(t)] = hit
+            else:
+                todo.append((int(t), k))
+        if todo:
+            names = [n for n in (variable, f"{variable}_qc", f"{variable}_qc_tests") if n in ds]
+            sub = ds[names].isel(time=[k for _, k in todo]).compute(scheduler="synchronous")
+            rev = ds[f"{variable}_revision"].values if f"{variable}_revision" in ds.coords else None
+            av = ds[f"{variable}_available_at"].values if f"{variable}_available_at" in ds.coords else None
+            for j, (t, k) in enumerate(todo):
+                values = np.ascontiguousarray(sub[variable].values[j], dtype="float32")
+                qc = (np.ascontiguousarray(sub[f"{variable}_qc"].values[j], dtype="uint8") if f"{variable}_qc" in sub
+                      else np.full(values.shape, 2, "uint8"))
+                tests = (np.ascontiguousarray(sub[f"{variable}_qc_tests"].values[j], dtype="uint32")
+                         if f"{variable}_qc_tests" in sub else np.zeros(values.shape, "uint32"))
+                a = None if av is None or np.isnat(av[k]) else int(av[k].astype("datetime64[s]").astype("int64"))
+                entry = (values, qc, tests, int(rev[k]) if rev is not None else 0, a)
+                self._slots.put((head, dataset, variable, t), entry, values.nbytes + qc.nbytes + tests.nbytes)
+                out[t] = entry
+        return out
 
     # -- an item's surroundings ------------------------------------------------------------------------------
     def item_context(self, item) -> ItemContext | None:
@@ -218,6 +316,22 @@ class ConsoleData:
         if head is None:
             return None
         return self._contexts.get((head, item.id), lambda: self._read_context(item, head))
+
+    def prefetch(self, item_id: int | None) -> None:
+        """Read the surroundings of the item an operator will probably open next, in the background."""
+        if item_id is None or self._prefetching.get(item_id):
+            return
+        self._prefetching[item_id] = True
+
+        def work():
+            try:
+                self.item_context(self.queue.get(item_id))
+            except Exception as e:  # noqa: BLE001 - a prefetch that fails is simply not there
+                log.debug("console: prefetch of item %s failed: %s", item_id, e)
+            finally:
+                self._prefetching.pop(item_id, None)
+
+        self._pool.submit(work)
 
     def _read_context(self, item, head: str) -> ItemContext | None:
         cat = self.catalog(item.dataset)
@@ -239,20 +353,30 @@ class ConsoleData:
         _, piy, pix = item.peak
         wy = _window(iy0, iy1, piy, ny)
         wx = _window(ix0, ix1, pix, nx)
+        times = t.label(np.arange(lo, hi + 1)).astype("int64")
+        v = item.variable
         try:
-            ds = open_observations(item.dataset, store=self.obs.store, snapshot=head,
-                                   start=iso(int(t.label(lo))), end=iso(int(t.label(hi))))
+            got = self.slots(item.dataset, v, times)
         except Exception as e:  # noqa: BLE001 - the page says the surroundings cannot be read
             log.warning("console: observations of item %s cannot be read: %s", item.id, e)
             return None
-        v = item.variable
-        names = [n for n in (v, f"{v}_qc", f"{v}_qc_tests") if n in ds]
-        sub = ds[names].isel(y=slice(*wy), x=slice(*wx)).compute(scheduler="synchronous")
-        values = sub[v].values.astype("float32")
-        shape = values.shape
-        qc = sub[f"{v}_qc"].values.astype("uint8") if f"{v}_qc" in sub else np.full(shape, 2, "uint8")
-        tests = sub[f"{v}_qc_tests"].values.astype("uint32") if f"{v}_qc_tests" in sub else np.zeros(shape, "uint32")
-        times = t.label(np.arange(lo, hi + 1)).astype("int64")
+        if got is None:
+            return None
+        shape = (len(times), wy[1] - wy[0], wx[1] - wx[0])
+        values = np.full(shape, np.nan, "float32")
+        qc = np.full(shape, 9, "uint8")  # nothing arrived: MISSING
+        tests = np.zeros(shape, "uint32")
+        rev = np.full(len(times), -1, int)
+        available: list[str | None] = [None] * len(times)
+        for k, ts in enumerate(times):
+            hit = got.get(int(ts))
+            if hit is None:
+                continue
+            values[k] = hit[0][wy[0]:wy[1], wx[0]:wx[1]]
+            qc[k] = hit[1][wy[0]:wy[1], wx[0]:wx[1]]
+            tests[k] = hit[2][wy[0]:wy[1], wx[0]:wx[1]]
+            rev[k] = hit[3]
+            available[k] = iso(hit[4]) if hit[4] is not None else None
         in_item = np.zeros(shape, bool)
         cells = item.cells if getattr(item, "cells", None) is not None else np.zeros((0, 3), "int64")
         pos = {int(s): k for k, s in enumerate(times)}
@@ -260,10 +384,6 @@ class ConsoleData:
             k = pos.get(int(ts))
             if k is not None and wy[0] <= cy < wy[1] and wx[0] <= cx < wx[1]:
                 in_item[k, cy - wy[0], cx - wx[0]] = True
-        rev = ds[f"{v}_revision"].values.astype(int) if f"{v}_revision" in ds.coords else np.zeros(len(times), int)
-        av = ds[f"{v}_available_at"].values if f"{v}_available_at" in ds.coords else [None] * len(times)
-        available = [None if a is None or np.isnat(a) else iso(int(a.astype("datetime64[s]").astype("int64")))
-                     for a in av]
         return ItemContext(snapshot=head, dataset=item.dataset, variable=v, units=cat.variables[v].units,
                            times=times, revision=rev, available_at=available,
                            window=(wy[0], wy[1], wx[0], wx[1]), values=values, qc=qc, tests=tests, in_item=in_item,
@@ -284,17 +404,22 @@ class ConsoleData:
             return None
 
         def make():
-            ds = open_observations(item.dataset, store=self.obs.store, snapshot=head, start=iso(item.peak[0]),
-                                   end=iso(item.peak[0]))
-            v = item.variable
-            names = [n for n in (v, f"{v}_qc") if n in ds]
-            sub = ds[names].isel(time=0).compute(scheduler="synchronous")
-            qc = sub[f"{v}_qc"].values if f"{v}_qc" in sub else None
-            scale = render.scale_for(v, cat.variables[v])
-            return render.field_png(sub[v].values, scale, flags=qc, box=item.bbox,
+            t = to_epoch(item.peak[0])
+            got = self.slots(item.dataset, item.variable, [t]) or {}
+            if t not in got:
+                return None
+            values, qc = got[t][0], got[t][1]
+            scale = render.scale_for(item.variable, cat.variables[item.variable])
+            return render.field_png(values, scale, flags=qc, box=item.bbox,
                                     scale_factor=render.upscale_factor(*cat.grid.shape, target=256))[0]
 
         return self._pngs.get(("overview", head, item.id), make)
+
+    def clear_caches(self) -> None:
+        """Forget everything read (benchmarks measure the first read of a page this way)."""
+        for c in (self._contexts, self._pngs, self._fields, self._quality, self._meta, self._slots):
+            c.clear()
+        self._queue = None
 
     # -- forecasts -------------------------------------------------------------------------------------------
     def forecast_runs(self, dataset: str) -> list[str]:
@@ -367,30 +492,17 @@ class ConsoleData:
 
     def observed_at(self, dataset: str, variable: str, times: list[int], iy: int, ix: int) -> list[dict]:
         """Observations (latest revision) and flags of one cell at the given slot times, as they have arrived."""
-        head = self.obs.head()
         out = [{"time": t, "value": None, "flag": None, "revision": -1} for t in times]
-        if head is None or not times:
-            return out
         try:
-            ds = open_observations(dataset, store=self.obs.store, snapshot=head, start=iso(min(times)),
-                                   end=iso(max(times)))
+            got = self.slots(dataset, variable, times) or {}
         except Exception as e:  # noqa: BLE001 - no observations yet: the series shows the forecast alone
             log.info("console: no observations of %s for the series: %s", dataset, e)
             return out
-        if variable not in ds:
-            return out
-        names = [n for n in (variable, f"{variable}_qc") if n in ds]
-        sub = ds[names].isel(y=iy, x=ix).compute(scheduler="synchronous")
-        tt = sub["time"].values.astype("datetime64[s]").astype("int64")
-        vals = sub[variable].values
-        qc = sub[f"{variable}_qc"].values if f"{variable}_qc" in sub else np.full(len(tt), 2)
-        rev = sub[f"{variable}_revision"].values if f"{variable}_revision" in sub.coords else np.zeros(len(tt), int)
-        at = {int(t): k for k, t in enumerate(tt)}
         for row in out:
-            k = at.get(row["time"])
-            if k is not None and int(rev[k]) >= 0:
-                x = float(vals[k])
-                row.update(value=None if math.isnan(x) else x, flag=int(qc[k]), revision=int(rev[k]))
+            hit = got.get(row["time"])
+            if hit is not None and hit[3] >= 0:
+                x = float(hit[0][iy, ix])
+                row.update(value=None if math.isnan(x) else x, flag=int(hit[1][iy, ix]), revision=int(hit[3]))
         return out
 
     # -- data quality ----------------------------------------------------------------------------------------

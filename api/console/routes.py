@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -205,8 +206,9 @@ async def _item_page(request: Request, item_id: int, u: ConsoleUser, *, status: 
     data = console(request).data
     item = await in_thread(data.queue.get, item_id)
     ctx = await in_thread(views.item_view, data, item, user=u, decided=decided)
-    ctx.update(error=error, draft=draft or {}, csrf=u.csrf,
-               next_id=await in_thread(views.next_item_id, data, item_id))
+    next_id = await in_thread(views.next_item_id, data, item_id)
+    ctx.update(error=error, draft=draft or {}, csrf=u.csrf, next_id=next_id)
+    data.prefetch(next_id)  # operators step to the next item: read its surroundings meanwhile
     return render(request, "item.html", ctx, user=u, active="review", status=status)
 
 
@@ -284,7 +286,7 @@ async def review_decide(request: Request, item_id: int) -> Response:
         dec = await in_thread(data.queue.decide, item_id, action, by=u.name, comment=comment, cells=cells,
                         expected_version=expected)
     except ReviewConflict as e:
-        data.queue_changed()
+        await in_thread(data.queue_changed)
         return await refuse(409, "Conflict: your decision was not recorded",
                             f"{e.by} decided first, at {iso(e.at)} (the item is now {e.state}, version {e.version}). "
                             "Look at their decision below before deciding again.")
@@ -292,7 +294,7 @@ async def review_decide(request: Request, item_id: int) -> Response:
         return await refuse(409, "Four eyes: not recorded", str(e))
     except InvalidRequest as e:
         return await refuse(422, "Not recorded", str(e))
-    data.queue_changed()
+    await in_thread(data.queue_changed)
     return _see_other(f"/console/review/{item_id}?decided={dec.id}")
 
 
@@ -534,10 +536,29 @@ HANDLERS = [home, login_form, login, logout, review_queue, review_item, review_n
             review_decide, forecasts, forecast_frame, forecast_series, quality, monitor, models, model, model_promote,
             model_report, users, users_add, users_revoke, static]
 
+class ServerTiming:
+    """ASGI middleware of the console's routes: ``Server-Timing: app;dur=<ms>`` on every answer (the time from
+    the route's middleware to the first byte: what ``bench/console.py`` reports as server time)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        t0 = time.perf_counter()
+
+        async def send_timed(message):
+            if message["type"] == "http.response.start":
+                dur = f"app;dur={1000 * (time.perf_counter() - t0):.2f}".encode()
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", dur)]}
+            await send(message)
+
+        await self.app(scope, receive, send_timed)
+
+
 def console_router() -> Router:
     """The console's router (a new one per application: tests and benchmarks build several apps)."""
     return Router(
-        path="/console", route_handlers=HANDLERS, include_in_schema=False,
+        path="/console", route_handlers=HANDLERS, include_in_schema=False, middleware=[ServerTiming],
         exception_handlers={SignInRequired: on_sign_in, CSRFError: on_csrf, RoleTooLow: on_role,
                             ReviewError: on_review, BadInputError: on_bad_input, HTTPException: on_http,
                             Exception: on_internal},
