@@ -173,7 +173,7 @@ def main() -> None:
     from litestar.testing import TestClient
 
     from api.app import create_app
-    from conftest import csrf_of  # noqa: F401 - the tests' helper, same sign-in as a browser
+    from conftest import csrf_of  # the tests' helper: the same sign-in as a browser
     from world import INITS, build_world, settings_for
 
     with scratch_dir("bench-console-", keep=args.keep) as tmp:

@@ -20,7 +20,6 @@ from api.console import views
 from api.console.data import ConsoleData
 from api.console.pages import NAV
 from api.console.session import (
-    COOKIE,
     LOGIN_COOKIE,
     PROMOTER_ROLE,
     ConsoleUser,
@@ -565,4 +564,3 @@ def console_router() -> Router:
     )
 
 
-_ = (COOKIE, Any)

@@ -355,7 +355,7 @@ def model_view(data: ConsoleData, version: str, *, user) -> dict:
     report, report_error, gate = None, None, None
     if report_path is not None:
         try:
-            report, sha = load_report(report_path)
+            report, _ = load_report(report_path)
             gate = check_promotion(settings, reg, version, report)
         except Exception as e:  # noqa: BLE001 - shown on the page: a broken report is the forecaster's to fix
             report_error = str(e)

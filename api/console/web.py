@@ -102,7 +102,8 @@ def _when(x: Any) -> str:
 def _ago(x: Any, now: datetime | None = None) -> str:
     if x is None:
         return "–"
-    from forecast.timeutil import now as _now, to_epoch
+    from forecast.timeutil import now as _now
+    from forecast.timeutil import to_epoch
 
     t = to_epoch(x) if isinstance(x, datetime) else int(x)
     s = to_epoch(now or _now()) - t

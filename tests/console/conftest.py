@@ -5,7 +5,6 @@ by Debian's chromium through Playwright (never a browser download)."""
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import sys
 import threading
@@ -156,5 +155,3 @@ def browser_sign_in(page, token: str, next_url: str = "/console/review") -> None
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(re.escape(next_url) + r"$"))
 
-
-_ = shutil

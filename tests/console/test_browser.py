@@ -8,9 +8,7 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-
 from conftest import new_page
 from world import P
 
@@ -293,5 +291,3 @@ def test_no_forecasts_yet_in_the_browser(browser, bare_world, tmp_path, artifact
         assert "No forecasts of radar_precip yet" in text(page.locator("#no-forecast"))
         shot(page, artifacts, "17-forecasts-none-yet")
 
-
-_ = np

@@ -7,9 +7,7 @@ import html
 import re
 from datetime import datetime, timezone
 
-import numpy as np
 import pytest
-
 from conftest import csrf_of, make_client, sign_in
 from world import settings_for
 
@@ -258,8 +256,8 @@ def test_a_store_with_no_forecasts_yet(bare_world):
 
 def test_nothing_there_at_all(tmp_path, world):
     """No store, no forecast store, an empty database: every page still answers."""
-    from forecast.settings import Settings
     from forecast.db.users import UserStore
+    from forecast.settings import Settings
 
     settings = Settings(home=tmp_path / "home", catalogs=world["catalogs"])
     with UserStore(settings.db_url) as users:
@@ -456,5 +454,3 @@ def test_admin_adds_and_revokes_users_and_a_revoked_session_ends(world, private)
     finally:
         ada.__exit__(None, None, None)
 
-
-_ = np

@@ -8,10 +8,10 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from world import catalog_doc, write_catalog
 
 from api.console import render
 from forecast.catalog import load_catalog
-from world import catalog_doc, write_catalog
 
 
 @pytest.fixture(scope="module")
