@@ -342,7 +342,8 @@ async def quality(request: Request) -> Response:
 @get("/monitor")
 async def monitor(request: Request) -> Response:
     u = need(request)
-    return render(request, "monitor.html", {}, user=u, active="monitor")
+    ctx = await in_thread(views.monitor_view, console(request).data)
+    return render(request, "monitor.html", ctx, user=u, active="monitor")
 
 
 # -- models --------------------------------------------------------------------------------------------------

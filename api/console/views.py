@@ -333,6 +333,16 @@ def quality_view(data: ConsoleData, *, now: datetime | None = None) -> dict:
     return {"datasets": out, "hours": 24}
 
 
+# -- monitor ---------------------------------------------------------------------------------------------------
+
+def monitor_view(data: ConsoleData) -> dict:
+    """The monitor page's data. The monitoring subsystem (continuous verification, skill windows, drift, strata,
+    alerts) does not exist yet: the page says so. When it lands, read it here (skill by lead, skill over time,
+    the performance diagram's POD / success ratio / CSI / bias, drift per feature, the worst strata, firing
+    alerts) and set ``available``; the template draws what this returns."""
+    return {"available": False}
+
+
 # -- models --------------------------------------------------------------------------------------------------
 
 def models_view(data: ConsoleData) -> dict:

@@ -130,6 +130,21 @@ def test_review_select_cells_accept_reaches_the_flags_and_the_audit(browser, liv
     assert errors == []
 
 
+def test_queue_filters_update_the_table_in_place(browser, live, world, artifacts):
+    page = new_page(browser, live.url, world["tokens"]["rita"])
+    errors = watch(page)
+    page.goto("/console/review")
+    assert page.locator("table.queue tbody tr").count() == len(world["items"])
+    page.evaluate("window.__marker = 1")  # survives only if the page is not reloaded
+    page.select_option("#f-state", "decided")
+    page.wait_for_url(re.compile(r"state=decided"))  # htmx pushed the filters into the address
+    page.locator("text=No review items match these filters.").wait_for()
+    assert page.evaluate("window.__marker") == 1
+    page.select_option("#f-state", "todo")
+    page.locator("table.queue").wait_for()
+    assert errors == []
+
+
 def test_a_second_operators_conflicting_decision_shows_the_conflict(browser, live, world, artifacts):
     item = world["items"][-1]
     otto = new_page(browser, live.url, world["tokens"]["otto"])
