@@ -578,10 +578,13 @@ def _strip(ds, v: str, times: list[int], step: int, latency_s: int, now_s: int, 
         if f"{v}_qc" in ds:
             filled = np.flatnonzero(rev >= 0)
             if len(filled):
-                qc = ds[f"{v}_qc"].isel(time=filled).compute(scheduler="synchronous").values
-                total = qc.size
-                shares = {"FAIL": float((qc == 4).sum()) / total, "SUSPECT": float((qc == 3).sum()) / total,
-                          "MISSING": float((qc == 9).sum()) / total}
+                counts = np.zeros(3, "int64")
+                total = 0
+                for k in range(0, len(filled), 24):  # batches of slots: memory stays bounded on large grids
+                    qc = ds[f"{v}_qc"].isel(time=filled[k:k + 24]).compute(scheduler="synchronous").values
+                    counts += [(qc == 4).sum(), (qc == 3).sum(), (qc == 9).sum()]
+                    total += qc.size
+                shares = {"FAIL": counts[0] / total, "SUSPECT": counts[1] / total, "MISSING": counts[2] / total}
     states, details = [], []
     for k, t in enumerate(times):
         when = iso(t)
