@@ -4,7 +4,7 @@ item page's total weight.
     python bench/console.py            # 256 x 256 radar world, 1,000 items, 40 requests per page
     python bench/console.py --quick    # 64 x 64 world, 1,000 items, 12 requests per page (CI smoke)
 
-The world is the console tests' (``tests/console/world.py``: sample observations with a record storm, QC,
+The world is the console tests' (``tests/console/consoleworld.py``: sample observations with a record storm, QC,
 review items, two forecasts, two models) plus synthetic review items up to 1,000 in the queue. The app runs
 in-process under Litestar's test client, signed in as an operator. Server time is what the console's
 ``Server-Timing`` header says (its routes' middleware to the first byte); "first" is the first request of a
@@ -173,8 +173,8 @@ def main() -> None:
     from litestar.testing import TestClient
 
     from api.app import create_app
-    from conftest import csrf_of  # the tests' helper: the same sign-in as a browser
-    from world import INITS, build_world, settings_for
+    from consolekit import csrf_of  # the tests' helper: the same sign-in as a browser
+    from consoleworld import INITS, build_world, settings_for
 
     with scratch_dir("bench-console-", keep=args.keep) as tmp:
         t0 = time.perf_counter()

@@ -1,21 +1,29 @@
-"""Fixtures of the console tests: one world per session (``world.py``), private copies for tests that write,
-the app under a test client, and for the browser tests the real app under uvicorn on a loopback port driven
-by Debian's chromium through Playwright (never a browser download)."""
+"""Fixtures of the console tests: one world per session (``consoleworld.py``), private copies for tests that
+write, the app under a test client, and for the browser tests the real app under uvicorn on a loopback port
+driven by Debian's chromium through Playwright (never a browser download). Helpers are in ``consolekit.py``."""
 
 from __future__ import annotations
 
-import re
-import socket
+import importlib.util
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from world import REPO, build_world, settings_for  # noqa: E402
+from consolekit import LiveServer, make_client  # noqa: E402
+from consoleworld import REPO, build_world, settings_for  # noqa: E402
+
+# pytest imports every conftest.py as the module ``conftest``: the tests beside the root conftest do
+# ``from conftest import ROOT, small_doc, ...`` and may get this one, so it re-exports the root's helpers.
+_spec = importlib.util.spec_from_file_location("_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
+_rc = sys.modules.get("_root_conftest")
+if _rc is None:
+    _rc = importlib.util.module_from_spec(_spec)
+    sys.modules["_root_conftest"] = _rc
+    _spec.loader.exec_module(_rc)
+ROOT, T0, catalog_doc, small_doc, write_catalog = _rc.ROOT, _rc.T0, _rc.catalog_doc, _rc.small_doc, _rc.write_catalog
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -48,68 +56,10 @@ def private(world, tmp_path):
     return settings_for(world, tmp_path)
 
 
-def make_client(settings, **kw):
-    from litestar.testing import TestClient
-
-    from api.app import create_app
-
-    return TestClient(create_app(settings), **kw)
-
-
-CSRF_RE = re.compile(r'name="_csrf" value="([^"]+)"')
-
-
-def csrf_of(html: str) -> str:
-    m = CSRF_RE.search(html)
-    assert m, "the page has no CSRF field"
-    return m.group(1)
-
-
-def sign_in(client, token: str, next_url: str = "/console/review"):
-    r = client.get("/console/login")
-    r = client.post("/console/login", data={"_csrf": csrf_of(r.text), "token": token, "next": next_url},
-                    follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return r
-
-
 @pytest.fixture
 def client(world):
     with make_client(settings_for(world)) as c:
         yield c
-
-
-# -- the browser -----------------------------------------------------------------------------------------
-
-class LiveServer:
-    """The real app (``create_app(settings)``) under uvicorn in a thread, on a free loopback port."""
-
-    def __init__(self, settings):
-        import uvicorn
-
-        from api.app import create_app
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = settings
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the console test server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -140,18 +90,4 @@ def live(world, tmp_path):
     with LiveServer(settings_for(world, tmp_path)) as srv:
         yield srv
 
-
-def new_page(browser, base: str, token: str | None = None):
-    ctx = browser.new_context(base_url=base, viewport={"width": 1360, "height": 1000})
-    page = ctx.new_page()
-    if token is not None:
-        browser_sign_in(page, token)
-    return page
-
-
-def browser_sign_in(page, token: str, next_url: str = "/console/review") -> None:
-    page.goto(f"/console/login?next={next_url}")
-    page.fill("input[name=token]", token)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(re.escape(next_url) + r"$"))
 

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import new_page
-from world import P
+from consolekit import new_page
+from consoleworld import P
 
 pytestmark = pytest.mark.slow
 
@@ -297,8 +297,8 @@ def test_promotion_in_the_browser(browser, live, world, artifacts):
 
 
 def test_no_forecasts_yet_in_the_browser(browser, bare_world, tmp_path, artifacts):
-    from conftest import LiveServer
-    from world import settings_for
+    from consolekit import LiveServer
+    from consoleworld import settings_for
 
     with LiveServer(settings_for(bare_world, tmp_path)) as srv:
         page = new_page(browser, srv.url, bare_world["tokens"]["rita"])

@@ -8,8 +8,8 @@ import re
 from datetime import datetime, timezone
 
 import pytest
-from conftest import csrf_of, make_client, sign_in
-from world import settings_for
+from consolekit import csrf_of, make_client, sign_in
+from consoleworld import settings_for
 
 P = "precipitation_rate"
 

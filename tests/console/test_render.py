@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from world import catalog_doc, write_catalog
+from consoleworld import catalog_doc, write_catalog
 
 from api.console import render
 from forecast.catalog import load_catalog
