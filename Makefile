@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Debian's chromium drives the console's browser tests (Playwright; never a browser download)
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test test-fast bench bench-quick schema clean
+.PHONY: install browser demo test test-fast bench bench-quick schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,12 +16,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the console's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else \
+		echo "the console's browser tests need Debian's chromium at $(CHROMIUM): sudo apt-get install chromium" >&2; exit 1; \
+	fi
+
+browser: $(CHROMIUM)
+
 demo: install
 	$(BIN)/forecast demo
 	@echo "serving the HTTP API on the demo's stores at http://127.0.0.1:8000 (Ctrl-C stops it; OpenAPI at /schema)"
 	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000 --workers 1 --log-level warning
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
 test-fast: install
@@ -31,6 +43,7 @@ bench: install
 	$(BIN)/python bench/hindcast.py
 	$(BIN)/python bench/model.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/console.py
 
 bench-quick: install
 	$(BIN)/python bench/ingest.py --quick
@@ -38,6 +51,7 @@ bench-quick: install
 	$(BIN)/python bench/hindcast.py --quick
 	$(BIN)/python bench/model.py --quick
 	$(BIN)/python bench/api.py --quick
+	$(BIN)/python bench/console.py --quick
 
 schema: install
 	$(BIN)/forecast catalog schema --out catalogs/schema.json

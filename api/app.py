@@ -17,6 +17,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.auth import TokenCache
+from api.console import console_router
 from api.metrics import Metrics, RequestMiddleware
 from api.problems import exception_handlers
 from api.routes import admin, data, ops, review
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                       allow_headers=["Authorization", "Content-Type", "If-None-Match"],
                       expose_headers=["ETag", "X-Request-ID"]) if settings.api_cors_origins else None
     return Litestar(
-        route_handlers=[*data.ROUTES, *review.ROUTES, *admin.ROUTES, *ops.ROUTES],
+        route_handlers=[*data.ROUTES, *review.ROUTES, *admin.ROUTES, *ops.ROUTES, console_router()],
         state=State({"settings": settings, "services": services, "metrics": metrics}),
         exception_handlers=exception_handlers(),
         middleware=[_middleware],
