@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.settings import Settings
 
 log = logging.getLogger("api")
@@ -37,7 +37,7 @@ class Services:
         """Catalogs by dataset id, re-read at most once a minute (a broken catalog leaves the last good set)."""
         now = time.monotonic()
         if self._catalogs is None or now - self._catalogs_at > 60:
-            from forecast.catalog.models import load_catalogs
+            from forecast.catalog import load_catalogs
 
             try:
                 cats = load_catalogs(self.settings.catalogs)

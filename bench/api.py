@@ -52,7 +52,7 @@ def build_store(root: Path, size: int) -> tuple[Path, list[tuple[float, float]],
     """Catalogs + a forecast store with one init; returns (catalogs dir, random lon/lat points, their x/y)."""
     import xarray as xr
 
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
     from forecast.stores.forecasts import ForecastStore
 
     doc = copy.deepcopy(yaml.safe_load((REPO / "catalogs" / "radar_precip.yaml").read_text()))

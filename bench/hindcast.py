@@ -52,7 +52,7 @@ def build(home: Path, n_inits: int) -> None:
     """Catalog, sample, ingest (backfill + live feed) and a small model in ``home``."""
     import yaml
 
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
     from forecast.ingest.batch import ingest
     from forecast.registry.training import train_model
     from forecast.quality.run import run_qc

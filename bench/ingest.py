@@ -64,7 +64,7 @@ def write_catalog_dir(folder: Path, doc: dict) -> Path:
     """A catalogs folder holding only this catalog (FORECAST_CATALOGS for the CLI); checked by load_catalog."""
     import yaml
 
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{DATASET}.yaml"
@@ -78,7 +78,7 @@ def generate_inputs(doc: dict, slots: int, out: Path, generator: str = "auto") -
     ``generator``: "auto" (forecast.sample when importable) or "fallback" (this module's writer)."""
     from datetime import datetime, timezone
 
-    from forecast.catalog.models import Catalog
+    from forecast.catalog import Catalog
 
     cat = Catalog.model_validate(doc)
     start = datetime.fromisoformat(START.replace("Z", "+00:00")).astimezone(timezone.utc)
@@ -168,7 +168,7 @@ def empty_store_bytes(doc: dict, slots: int, where: Path) -> int:
     ``slots``): the fixed part of a store, whatever the batch."""
     import logging
 
-    from forecast.catalog.models import Catalog
+    from forecast.catalog import Catalog
     from forecast.stores import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)
@@ -224,7 +224,7 @@ def child_ingest(catalog_dir: str, store: str, files: list[str]) -> dict:
     import logging
 
     t0 = time.perf_counter()
-    from forecast.catalog.models import get_catalog
+    from forecast.catalog import get_catalog
     from forecast.ingest.batch import ingest
     from forecast.stores import ObservationStore
 

@@ -92,7 +92,7 @@ def main() -> None:
 def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> None:
     import yaml
 
-    from forecast.catalog.models import get_catalog
+    from forecast.catalog import get_catalog
     from forecast.cli.demo import QUICK_MODEL, trained_on
     from forecast.model.config import parse_model_config
     from forecast.registry.training import train_model

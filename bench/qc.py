@@ -74,7 +74,7 @@ def bench_catalog_doc(size: int, block: int) -> dict:
 def write_catalog(folder: Path, doc: dict):
     import yaml
 
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{DATASET}.yaml"
@@ -114,7 +114,7 @@ def build_inputs(tmp: Path, size: int, slots: int) -> dict:
 def _open(args):
     import logging
 
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
     from forecast.stores import ObservationStore
 
     logging.getLogger("icechunk").setLevel(logging.ERROR)

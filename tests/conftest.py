@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/testkit.py, tests/ncfiles.py
 
-from forecast.catalog.models import Catalog, parse_catalog  # noqa: E402
+from forecast.catalog import Catalog, parse_catalog  # noqa: E402
 from forecast.stores import ObservationStore  # noqa: E402
 from testkit import ROOT, T0, catalog_doc, small_doc, write_catalog  # noqa: E402,F401 - re-exported for tests/api
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 
 
 def field(catalog: Catalog, value: float = 1.0, seed: int = 0) -> np.ndarray:

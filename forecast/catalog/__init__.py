@@ -1,18 +1,14 @@
 """Dataset catalogs (``catalogs/*.yaml``): the typed, strictly validated description of each dataset."""
 
-from forecast.catalog.models import (
-    Catalog,
-    Grid,
-    TimeAxis,
-    Variable,
+from forecast.catalog.loading import (
     catalog_files,
     get_catalog,
     json_schema,
     load_catalog,
     load_catalogs,
     parse_catalog,
-    units_registry,
 )
+from forecast.catalog.models import Catalog, Grid, TimeAxis, Variable, units_registry
 
 __all__ = ["Catalog", "Grid", "TimeAxis", "Variable", "catalog_files", "get_catalog", "json_schema", "load_catalog",
            "load_catalogs", "parse_catalog", "units_registry"]

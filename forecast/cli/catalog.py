@@ -24,7 +24,7 @@ def catalog_validate(
     as_json: bool = JsonOpt,
 ) -> None:
     """Validate catalogs strictly; every problem is reported with its file and path."""
-    from forecast.catalog.models import catalog_files, load_catalog
+    from forecast.catalog import catalog_files, load_catalog
 
     def body():
         st = load_settings()
@@ -59,7 +59,7 @@ def catalog_schema(
     out_path: Path = typer.Option(Path("catalogs/schema.json"), "--out", help="Where to write the JSON Schema."),
 ) -> None:
     """Export the catalogs' JSON Schema (for editors) to catalogs/schema.json."""
-    from forecast.catalog.models import json_schema
+    from forecast.catalog import json_schema
 
     def body():
         out_path.write_text(json.dumps(json_schema(), indent=2) + "\n")

@@ -18,7 +18,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from forecast.catalog.models import get_catalog, load_catalogs
+from forecast.catalog import get_catalog, load_catalogs
 from forecast.cli.output import JsonOpt, err, load_settings, out, run_command
 from forecast.ingest.batch import ingest
 from forecast.quality import apply_pending_decisions, run_qc

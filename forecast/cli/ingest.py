@@ -32,7 +32,7 @@ def ingest_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Ingest a batch of files: one atomic commit; duplicates, late files and revisions handled."""
-    from forecast.catalog.models import get_catalog
+    from forecast.catalog import get_catalog
     from forecast.ingest.batch import ingest
     from forecast.stores import store_for
 

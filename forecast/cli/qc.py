@@ -29,7 +29,7 @@ def qc_run(
 ) -> None:
     """Flag new and revised slots (with the history temporal checks need); one commit of flags; then write
     review decisions taken since (e.g. through the API) into the flags."""
-    from forecast.catalog.models import get_catalog
+    from forecast.catalog import get_catalog
     from forecast.quality import apply_pending_decisions, run_qc
     from forecast.stores import store_for
 
@@ -147,7 +147,7 @@ def qc_decide(
     as_json: bool = JsonOpt,
 ) -> None:
     """Decide a review item; final decisions are written into the store's flags at once."""
-    from forecast.catalog.models import get_catalog
+    from forecast.catalog import get_catalog
     from forecast.quality import apply_pending_decisions
     from forecast.review import (
         FourEyesError,

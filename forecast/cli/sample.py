@@ -26,7 +26,7 @@ def sample(
     as_json: bool = JsonOpt,
 ) -> None:
     """Write realistic synthetic observations, one CF NetCDF file per slot, optionally with faults."""
-    from forecast.catalog.models import get_catalog
+    from forecast.catalog import get_catalog
     from forecast.synthetic.generate import generate_sample
 
     def body():

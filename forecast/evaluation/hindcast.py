@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from forecast.catalog.models import get_catalog
+from forecast.catalog import get_catalog
 from forecast.errors import BadInputError
 from forecast.fileutil import write_json_atomic
 from forecast.quality.run import qc_config

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.stores import ObservationStore
 from forecast.fileutil import sha256_file

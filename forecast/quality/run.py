@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.memory import tune_malloc
 from forecast.stores import ObservationStore, open_observations

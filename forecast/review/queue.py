@@ -38,7 +38,7 @@ from forecast.review.errors import (
 )
 from forecast.db.tables import CELLS_ENCODING, AuditRow, DecisionRow, ItemCellsRow, ItemRow
 from qc.events import Event, cells_from_bytes, cells_to_bytes
-from qc.flags import TestBit
+from qc.flags import test_names
 
 __all__ = [
     "ReviewQueue",
@@ -250,7 +250,7 @@ def _item_fields(r: Any) -> dict[str, Any]:
         excess=r["excess"],
         relative_excess=r["relative_excess"],
         tests=tests,
-        test_names=tuple(b.name.lower() for b in TestBit if tests & int(b)),
+        test_names=test_names(tests),
         resolution=r["resolution"],
         pending_by=r["pending_by"],
         created_at=r["created_at"],

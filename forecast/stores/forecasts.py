@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.plausibility import ANNOTATIONS, annotation_attrs
 from forecast.stores.repo import BRANCH, IcechunkRepo, SlotView, codec_for

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.catalog.models import Catalog, units_registry
+from forecast.catalog import Catalog, units_registry
 from forecast.errors import BadInputError
 
 # Seconds since 1970 of 2000-01-01: the phase origin of every time-dependent term (wind, fronts, textures),

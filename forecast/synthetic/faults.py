@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.synthetic.context import TAG_PLAN, Context, VarSpec, fval, month_of, stream
 from forecast.synthetic.fields import PRECIP_THRESHOLD, diurnal_phase, natural_fields

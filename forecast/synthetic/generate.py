@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.synthetic.context import Context
 from forecast.synthetic.faults import FAULTS, plan_faults, render

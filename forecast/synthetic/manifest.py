@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.synthetic.context import Context, fval, month_of
 from forecast.synthetic.faults import CORRUPT_FRACTION, RECORD_RAMP, Plan, base_fields
 from forecast.synthetic.writer import GENERATOR, TIME_UNITS, file_name

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from forecast import __version__
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.synthetic.context import Context
 from forecast.synthetic.faults import CORRUPT_FRACTION, Plan, revise
 

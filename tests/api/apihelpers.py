@@ -79,7 +79,7 @@ def auth(world, role: str) -> dict[str, str]:
 
 
 def build_world(tmp):
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
     from forecast.stores.forecasts import ForecastStore
     from forecast.ingest.batch import ingest
     from forecast.quality.run import run_qc

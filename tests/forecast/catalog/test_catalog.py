@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from testkit import ROOT, catalog_doc, write_catalog
-from forecast.catalog.models import get_catalog, json_schema, load_catalog, load_catalogs, parse_catalog
+from forecast.catalog import get_catalog, json_schema, load_catalog, load_catalogs, parse_catalog
 from forecast.cli import app
 from forecast.errors import CatalogError, UnknownDatasetError
 

@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from testkit import small_doc, write_catalog, trains_model
-from forecast.catalog.models import parse_catalog
+from forecast.catalog import parse_catalog
 from forecast.cli import app
 from forecast.errors import BadInputError
 from forecast.ingest.batch import ingest

@@ -262,7 +262,7 @@ def test_parallel_local_processes_equal_in_process(radar, tmp_path):
 def test_real_ostia_file_from_iris_sample_data(tmp_path):
     import iris_sample_data
 
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
     from testkit import ROOT
 
     src = Path(iris_sample_data.__file__).parent / "sample_data" / "ostia_monthly.nc"

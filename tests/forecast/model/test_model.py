@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from testkit import ROOT, small_doc, write_catalog, trains_model
-from forecast.catalog.models import parse_catalog
+from forecast.catalog import parse_catalog
 from forecast.errors import BadInputError
 from forecast.model.config import ModelConfig, load_model_config, parse_model_config
 from forecast.model.data import (Normaliser, Series, advect, estimate_motion, model_inputs, probability_match,
@@ -308,7 +308,7 @@ def test_fallback_when_the_checkpoint_is_deleted_or_tampered(world):
 
 
 def test_annotations_mark_implausible_extreme_and_degraded_without_clipping():
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
     from forecast.plausibility import annotate
 
     var = load_catalog(ROOT / "catalogs" / "radar_precip.yaml").variables[P]

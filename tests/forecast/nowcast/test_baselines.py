@@ -448,7 +448,7 @@ def test_transposed_inputs_are_accepted():
 
 @pytest.fixture(scope="module")
 def radar_obs(tmp_path_factory):
-    from forecast.catalog.models import load_catalog
+    from forecast.catalog import load_catalog
     from forecast.ingest.batch import ingest
     from forecast.synthetic.generate import generate_sample
     from forecast.stores import ObservationStore, open_observations

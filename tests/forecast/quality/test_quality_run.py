@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from testkit import ROOT
-from forecast.catalog.models import load_catalog
+from forecast.catalog import load_catalog
 from forecast.cli import app
 from forecast.ingest.batch import ingest
 from forecast.quality import ReviewDecision, qc_config, run_qc, write_decisions

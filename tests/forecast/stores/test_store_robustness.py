@@ -16,7 +16,7 @@ import pytest
 import xarray as xr
 
 from testkit import T0, small_doc, write_catalog
-from forecast.catalog.models import load_catalog
+from forecast.catalog import load_catalog
 from forecast.ingest.batch import ingest
 from forecast.stores import ObservationStore, open_observations
 from ncfiles import field, write_nc

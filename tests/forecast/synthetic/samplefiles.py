@@ -12,7 +12,7 @@ import netCDF4
 import numpy as np
 import pytest
 
-from forecast.catalog.models import Catalog, load_catalog
+from forecast.catalog import Catalog, load_catalog
 from forecast.synthetic.generate import generate_sample
 
 CATALOGS = Path(__file__).resolve().parents[3] / "catalogs"

@@ -11,7 +11,7 @@ import pytest
 from samplefiles import JULY, by_kind, make, parse, read, shipped, slot_file
 from scipy import ndimage
 
-from forecast.catalog.models import Catalog
+from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.synthetic import FAULTS
 from forecast.synthetic.generate import generate_sample

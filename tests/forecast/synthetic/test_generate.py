@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from samplefiles import CATALOGS, JULY, differences, first_ok, make, parse, read, sample, shipped, summary
 
-from forecast.catalog.models import Catalog, load_catalog
+from forecast.catalog import Catalog, load_catalog
 from forecast.errors import BadInputError
 from forecast.synthetic import FAULTS, GENERATOR
 from forecast.synthetic.generate import generate_sample
