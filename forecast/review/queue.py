@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import builtins
 import logging
-import math
-import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 import numpy as np
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from forecast.db.engine import SQLStore
+from forecast.db.tables import (
+    CELLS_ENCODING,
+    AuditRow,
+    DecisionRow,
+    ItemCellsRow,
+    ItemRow,
+)
 from forecast.review.errors import (
     FourEyesError,
     InvalidDecision,
@@ -36,9 +40,24 @@ from forecast.review.errors import (
     ItemNotFound,
     ReviewConflict,
 )
-from forecast.db.tables import CELLS_ENCODING, AuditRow, DecisionRow, ItemCellsRow, ItemRow
-from qc.events import Event, cells_from_bytes, cells_to_bytes
-from qc.flags import test_names
+from forecast.review.records import (
+    AuditEntry,
+    Decision,
+    EnqueueResult,
+    Item,
+    ItemDetail,
+    Writeback,
+    audit_from_row,
+    cell_rows,
+    decision_from_row,
+    finite_or_none,
+    item_fields,
+    item_from_row,
+    pack_cells,
+    unpack_cells,
+    utc_now,
+)
+from qc.events import Event
 
 __all__ = [
     "ReviewQueue",
@@ -62,233 +81,6 @@ _cells = ItemCellsRow.__table__
 _decisions = DecisionRow.__table__
 _audit = AuditRow.__table__
 
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _pack(cells: np.ndarray) -> bytes:
-    return zlib.compress(cells_to_bytes(cells), 6)
-
-
-def _unpack(blob: bytes) -> np.ndarray:
-    return cells_from_bytes(zlib.decompress(blob))
-
-
-def _rows(cells: np.ndarray) -> np.ndarray:
-    """Cells as one opaque 24-byte value per row, for set operations."""
-    c = np.ascontiguousarray(np.asarray(cells, dtype=np.int64).reshape(-1, 3))
-    return c.view(np.dtype((np.void, 24))).ravel()
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-# --------------------------------------------------------------------------------------------
-# what the queue returns
-
-
-@dataclass(frozen=True)
-class EnqueueResult:
-    """How many events were new (``added``) and how many were already queued (``existing``);
-    ``item_ids`` holds the item id of each event, in the order given."""
-
-    added: int
-    existing: int
-    item_ids: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Item:
-    """One review item as listed (see ``Event`` for the meaning of the summary fields)."""
-
-    id: int
-    key: str
-    dataset: str
-    variable: str
-    state: str
-    version: int
-    hazard: float
-    exceeds_record: bool
-    t_first: datetime
-    t_last: datetime
-    n_slots: int
-    n_cells: int
-    n_decided: int
-    bbox: tuple[int, int, int, int]
-    latlon_box: tuple[float, float, float, float] | None
-    xy_box: tuple[float, float, float, float] | None
-    max_value: float | None
-    min_value: float | None
-    peak_value: float | None
-    peak: tuple[datetime, int, int]
-    side: str | None
-    record: float | None
-    excess: float | None
-    relative_excess: float | None
-    tests: int
-    test_names: tuple[str, ...]
-    resolution: str | None
-    pending_by: str | None
-    created_at: datetime
-    updated_at: datetime
-    updated_by: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One recorded decision.
-
-    ``status``: ``final`` (counts; goes to the flags), ``awaiting_second`` (a reject waiting for
-    a second operator), ``confirmed`` (such a reject, now confirmed: the confirming row is the
-    final one), ``overruled`` (such a reject, resolved by an accept). ``outcome`` is
-    ``accepted`` / ``rejected`` for final rows, else ``None``. ``resolves`` is the id of the
-    pending reject a confirmation or accept resolved. ``item_version`` / ``item_state``: what
-    the decision left the item at.
-    """
-
-    id: int
-    item_id: int
-    action: str
-    status: str
-    outcome: str | None
-    by: str
-    comment: str
-    at: datetime
-    n_cells: int
-    resolves: int | None
-    item_version: int
-    item_state: str
-    written_snapshot: str | None
-    written_at: datetime | None
-    cells: np.ndarray = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One row of the append-only audit log."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    item_id: int | None
-    decision_id: int | None
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ItemDetail(Item):
-    """An item with its cells, its decisions (oldest first) and its audit trail (oldest first)."""
-
-    cells: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
-    decisions: tuple[Decision, ...] = ()
-    audit: tuple[AuditEntry, ...] = ()
-
-
-@dataclass(frozen=True)
-class Writeback:
-    """A final decision to write into the store's flags.
-
-    ``cells``: ``(n, 3)`` int64 ``(slot epoch seconds UTC, iy, ix)``. ``outcome``:
-    ``accepted`` (flag GOOD + REVIEWED_ACCEPTED) or ``rejected`` (FAIL + REVIEWED_REJECTED).
-    ``by`` / ``at`` identify the deciding operator (for a confirmed reject, the confirming one;
-    the proposer is in the item's decisions).
-    """
-
-    decision_id: int
-    item_id: int
-    dataset: str
-    variable: str
-    outcome: Literal["accepted", "rejected"]
-    by: str
-    at: datetime
-    cells: np.ndarray = field(repr=False, compare=False)
-
-    @property
-    def accepted(self) -> bool:
-        return self.outcome == "accepted"
-
-
-def _item(r: Any) -> Item:
-    return Item(**_item_fields(r))
-
-
-def _item_fields(r: Any) -> dict[str, Any]:
-    boxes = {}
-    for name, cols in (
-        ("latlon_box", ("lat_min", "lat_max", "lon_min", "lon_max")),
-        ("xy_box", ("y_min", "y_max", "x_min", "x_max")),
-    ):
-        vals = [r[c] for c in cols]
-        boxes[name] = None if any(v is None for v in vals) else tuple(float(v) for v in vals)
-    tests = int(r["tests"])
-    return dict(
-        id=int(r["id"]),
-        key=r["key"],
-        dataset=r["dataset"],
-        variable=r["variable"],
-        state=r["state"],
-        version=int(r["version"]),
-        hazard=float(r["hazard"]),
-        exceeds_record=bool(r["exceeds_record"]),
-        t_first=r["t_first"],
-        t_last=r["t_last"],
-        n_slots=int(r["n_slots"]),
-        n_cells=int(r["n_cells"]),
-        n_decided=int(r["n_decided"]),
-        bbox=(int(r["iy0"]), int(r["iy1"]), int(r["ix0"]), int(r["ix1"])),
-        **boxes,
-        max_value=r["max_value"],
-        min_value=r["min_value"],
-        peak_value=r["peak_value"],
-        peak=(r["peak_time"], int(r["peak_iy"]), int(r["peak_ix"])),
-        side=r["side"],
-        record=r["record"],
-        excess=r["excess"],
-        relative_excess=r["relative_excess"],
-        tests=tests,
-        test_names=test_names(tests),
-        resolution=r["resolution"],
-        pending_by=r["pending_by"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        updated_by=r["updated_by"],
-    )
-
-
-def _decision(r: Any) -> Decision:
-    return Decision(
-        id=int(r["id"]),
-        item_id=int(r["item_id"]),
-        action=r["action"],
-        status=r["status"],
-        outcome=r["outcome"],
-        by=r["by"],
-        comment=r["comment"],
-        at=r["at"],
-        n_cells=int(r["n_cells"]),
-        resolves=r["resolves"],
-        item_version=int(r["item_version"]),
-        item_state=r["item_state"],
-        written_snapshot=r["written_snapshot"],
-        written_at=r["written_at"],
-        cells=_unpack(r["cells"]),
-    )
-
-
-def _audit_entry(r: Any) -> AuditEntry:
-    return AuditEntry(
-        id=int(r["id"]),
-        at=r["at"],
-        actor=r["actor"],
-        action=r["action"],
-        item_id=r["item_id"],
-        decision_id=r["decision_id"],
-        details=dict(r["details"] or {}),
-    )
 
 
 class _Lost(Exception):
@@ -354,7 +146,7 @@ class ReviewQueue(SQLStore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _enqueue(self, events: builtins.list[Event], by: str) -> EnqueueResult:
-        now = _now()
+        now = utc_now()
         keys = [e.key for e in events]
         with self._write.begin() as conn:
             known: dict[str, int] = {}
@@ -379,7 +171,7 @@ class ReviewQueue(SQLStore):
                 conn.execute(
                     insert(_cells),
                     [
-                        {"item_id": i, "n": e.n_cells, "encoding": CELLS_ENCODING, "data": _pack(e.cells)}
+                        {"item_id": i, "n": e.n_cells, "encoding": CELLS_ENCODING, "data": pack_cells(e.cells)}
                         for i, e in zip(ids, new, strict=True)
                     ],
                 )
@@ -420,8 +212,10 @@ class ReviewQueue(SQLStore):
         variable: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        since: datetime | None = None,
     ) -> builtins.list[Item]:
-        """Items, most hazardous first (then larger first, then oldest id).
+        """Items, most hazardous first (then larger first, then oldest id); ``since``: only items whose
+        events end at or after that time (an operator's "last 24 hours").
 
         Raises:
             InvalidRequest: ``state`` is not one of ``open``, ``pending``, ``decided``.
@@ -435,11 +229,23 @@ class ReviewQueue(SQLStore):
             q = q.where(_items.c.state == state)
         if variable is not None:
             q = q.where(_items.c.variable == variable)
+        if since is not None:
+            q = q.where(_items.c.t_last >= since)
         q = q.order_by(_items.c.hazard.desc(), _items.c.n_cells.desc(), _items.c.id).offset(offset)
         if limit is not None:
             q = q.limit(limit)
         with self._read.begin() as conn:
-            return [_item(r) for r in conn.execute(q).mappings()]
+            return [item_from_row(r) for r in conn.execute(q).mappings()]
+
+    def counts(self, dataset: str | None = None) -> dict[str, int]:
+        """Items per state (every state present, zero included), counted by the database."""
+        q = select(_items.c.state, func.count()).group_by(_items.c.state)
+        if dataset is not None:
+            q = q.where(_items.c.dataset == dataset)
+        out = dict.fromkeys(STATES, 0)
+        with self._read.begin() as conn:
+            out.update({state: int(n) for state, n in conn.execute(q)})
+        return out
 
     def get(self, item_id: int) -> ItemDetail:
         """One item with its cells, decisions and audit trail.
@@ -465,10 +271,10 @@ class ReviewQueue(SQLStore):
                 .all()
             )
         return ItemDetail(
-            **_item_fields(r),
-            cells=_unpack(blob),
-            decisions=tuple(_decision(d) for d in decisions),
-            audit=tuple(_audit_entry(a) for a in audit),
+            **item_fields(r),
+            cells=unpack_cells(blob),
+            decisions=tuple(decision_from_row(d) for d in decisions),
+            audit=tuple(audit_from_row(a) for a in audit),
         )
 
     def audit_log(
@@ -482,7 +288,7 @@ class ReviewQueue(SQLStore):
         if limit is not None:
             q = q.limit(limit)
         with self._read.begin() as conn:
-            return [_audit_entry(r) for r in conn.execute(q).mappings()]
+            return [audit_from_row(r) for r in conn.execute(q).mappings()]
 
     # -- decisions ----------------------------------------------------------------------------
 
@@ -599,8 +405,8 @@ class ReviewQueue(SQLStore):
                     "last_at": row["updated_at"].isoformat(),
                 },
             )
-        now = _now()
-        all_cells = _unpack(
+        now = utc_now()
+        all_cells = unpack_cells(
             conn.execute(select(_cells.c.data).where(_cells.c.item_id == item_id)).scalar_one()
         )
         prior = (
@@ -613,11 +419,11 @@ class ReviewQueue(SQLStore):
             .all()
         )
         pending = next((p for p in prior if p["status"] == "awaiting_second"), None)
-        decided = [_unpack(p["cells"]) for p in prior if p["status"] == "final"]
+        decided = [unpack_cells(p["cells"]) for p in prior if p["status"] == "final"]
 
         resolves = None
         if pending is not None:
-            target = _unpack(pending["cells"])
+            target = unpack_cells(pending["cells"])
             if chosen is not None and not _same_set(chosen, target):
                 raise InvalidDecision(
                     f"review item {item_id} has a reject by {pending['by']} awaiting a second operator on "
@@ -636,19 +442,19 @@ class ReviewQueue(SQLStore):
         else:
             undecided = all_cells
             if decided:
-                done = _rows(np.concatenate(decided))
-                undecided = all_cells[~np.isin(_rows(all_cells), done)]
+                done = cell_rows(np.concatenate(decided))
+                undecided = all_cells[~np.isin(cell_rows(all_cells), done)]
             if chosen is None:
                 target = undecided
             else:
-                outside = ~np.isin(_rows(chosen), _rows(all_cells))
+                outside = ~np.isin(cell_rows(chosen), cell_rows(all_cells))
                 if outside.any():
                     first = tuple(int(a) for a in chosen[np.argmax(outside)])
                     raise InvalidDecision(
                         f"{int(outside.sum())} of the given cells are not part of review item {item_id} "
                         f"(first: (epoch {first[0]}, iy {first[1]}, ix {first[2]})); cells are (slot epoch s, iy, ix)"
                     )
-                again = ~np.isin(_rows(chosen), _rows(undecided))
+                again = ~np.isin(cell_rows(chosen), cell_rows(undecided))
                 if again.any():
                     raise InvalidDecision(
                         f"{int(again.sum())} of the given cells of review item {item_id} are already decided; "
@@ -708,7 +514,7 @@ class ReviewQueue(SQLStore):
             "comment": comment,
             "at": now,
             "n_cells": int(len(target)),
-            "cells": _pack(target),
+            "cells": pack_cells(target),
             "resolves": resolves,
             "item_version": v + 1,
             "item_state": state,
@@ -735,14 +541,14 @@ class ReviewQueue(SQLStore):
             )
         )
         log.info("review item %s: %s by %s -> %s (%s)", item_id, action, by, state, status)
-        return _decision({**decision_row, "id": did})
+        return decision_from_row({**decision_row, "id": did})
 
     def _audit_refusal(self, by: str, item_id: int, details: dict[str, Any]) -> None:
         action = details.pop("action")
         with self._write.begin() as conn:
             conn.execute(
                 insert(_audit).values(
-                    at=_now(), actor=by, action=action, item_id=item_id, decision_id=None, details=details
+                    at=utc_now(), actor=by, action=action, item_id=item_id, decision_id=None, details=details
                 )
             )
 
@@ -783,7 +589,7 @@ class ReviewQueue(SQLStore):
                     outcome=r["outcome"],
                     by=r["by"],
                     at=r["at"],
-                    cells=_unpack(r["cells"]),
+                    cells=unpack_cells(r["cells"]),
                 )
                 for r in conn.execute(q).mappings()
             ]
@@ -802,7 +608,7 @@ class ReviewQueue(SQLStore):
         ids = sorted({int(i) for i in decision_ids})
         if not ids:
             return 0
-        now = _now()
+        now = utc_now()
         with self._write.begin() as conn:
             rows = {
                 r["id"]: r
@@ -882,13 +688,13 @@ def _cells_arg(cells: Any) -> np.ndarray:
     if not np.issubdtype(c.dtype, np.integer):
         raise InvalidDecision(f"cells must be integers (slot epoch s, iy, ix), got dtype {c.dtype}")
     c = c.astype(np.int64)
-    _, first = np.unique(_rows(c), return_index=True)
+    _, first = np.unique(cell_rows(c), return_index=True)
     c = c[np.sort(first)]
     return c[np.lexsort((c[:, 2], c[:, 1], c[:, 0]))]
 
 
 def _same_set(a: np.ndarray, b: np.ndarray) -> bool:
-    return len(a) == len(b) and bool(np.isin(_rows(a), _rows(b)).all())
+    return len(a) == len(b) and bool(np.isin(cell_rows(a), cell_rows(b)).all())
 
 
 def _event_row(e: Event, now: datetime, by: str) -> dict[str, Any]:
@@ -911,24 +717,24 @@ def _event_row(e: Event, now: datetime, by: str) -> dict[str, Any]:
         "iy1": int(e.bbox[1]),
         "ix0": int(e.bbox[2]),
         "ix1": int(e.bbox[3]),
-        "lat_min": _finite(lat[0]),
-        "lat_max": _finite(lat[1]),
-        "lon_min": _finite(lat[2]),
-        "lon_max": _finite(lat[3]),
-        "y_min": _finite(xy[0]),
-        "y_max": _finite(xy[1]),
-        "x_min": _finite(xy[2]),
-        "x_max": _finite(xy[3]),
-        "max_value": _finite(e.max_value),
-        "min_value": _finite(e.min_value),
-        "peak_value": _finite(e.peak_value),
+        "lat_min": finite_or_none(lat[0]),
+        "lat_max": finite_or_none(lat[1]),
+        "lon_min": finite_or_none(lat[2]),
+        "lon_max": finite_or_none(lat[3]),
+        "y_min": finite_or_none(xy[0]),
+        "y_max": finite_or_none(xy[1]),
+        "x_min": finite_or_none(xy[2]),
+        "x_max": finite_or_none(xy[3]),
+        "max_value": finite_or_none(e.max_value),
+        "min_value": finite_or_none(e.min_value),
+        "peak_value": finite_or_none(e.peak_value),
         "peak_time": e.peak[0],
         "peak_iy": int(e.peak[1]),
         "peak_ix": int(e.peak[2]),
         "side": e.side,
-        "record": _finite(e.record),
-        "excess": _finite(e.excess),
-        "relative_excess": _finite(e.relative_excess),
+        "record": finite_or_none(e.record),
+        "excess": finite_or_none(e.excess),
+        "relative_excess": finite_or_none(e.relative_excess),
         "tests": int(e.tests),
         "resolution": None,
         "pending_by": None,

@@ -214,6 +214,18 @@ def test_list_is_ordered_by_hazard_and_filtered(queue, items):
         queue.list(state="closed")
 
 
+def test_counts_per_state_and_the_since_filter(queue, items):
+    assert queue.counts() == {"open": 3, "pending": 0, "decided": 0}
+    queue.decide(items[0], "accept", by="ana", comment="real")
+    queue.enqueue(make_events("other"))
+    assert queue.counts("radar") == {"open": 2, "pending": 0, "decided": 1}
+    assert queue.counts() == {"open": 5, "pending": 0, "decided": 1}
+    assert queue.counts("nothing") == {"open": 0, "pending": 0, "decided": 0}
+    latest = max(i.t_last for i in queue.list())
+    recent = queue.list(since=latest)
+    assert recent and all(i.t_last >= latest for i in recent) and len(recent) < len(queue.list())
+
+
 def test_get_returns_the_item_its_cells_decisions_and_audit(queue, items):
     ev = make_events()[1]
     item = queue.get(items[1])
