@@ -261,8 +261,13 @@ class Variable(Strict):
     units: str = Field(description="Canonical units in the store (CF / UDUNITS spelling).")
     source_names: list[str] = Field(default_factory=list, description="Names in input files (default: the id).")
     accepted_units: list[str] = Field(default_factory=list, description="Input units converted on ingest.")
+    assume_units: dict[str, str] = Field(
+        default_factory=dict, description="Units to assume for a source variable (by its name in the files) "
+        "whose files carry no units attribute; without an entry such files are rejected.")
     physical_range: tuple[float, float] = Field(description="Beyond it a value is impossible (QC FAIL).")
-    climatological_record: ClimatologicalRecord = Field(description="Beyond it a value is SUSPECT.")
+    climatological_record: ClimatologicalRecord | None = Field(
+        None, description="Beyond it a value is SUSPECT; omit it for a variable nobody keeps records of (no "
+        "climatology check, no 'extreme' annotation).")
 
     @field_validator("units")
     @classmethod
@@ -277,18 +282,34 @@ class Variable(Strict):
             _parse_units(u)
         return v
 
+    @field_validator("assume_units")
+    @classmethod
+    def _assumed_known(cls, v: dict[str, str]) -> dict[str, str]:
+        for u in v.values():
+            _parse_units(u)
+        return v
+
+    @property
+    def record_min(self) -> list[float] | None:
+        """The record lowest value per month, or None when the catalog names none."""
+        return self.climatological_record.min if self.climatological_record is not None else None
+
+    @property
+    def record_max(self) -> list[float] | None:
+        """The record highest value per month, or None when the catalog names none."""
+        return self.climatological_record.max if self.climatological_record is not None else None
+
     @model_validator(mode="after")
     def _consistent(self) -> Variable:
         ureg = units_registry()
         canon = ureg.Unit(_parse_units(self.units))
-        for u in self.accepted_units:
+        for u in [*self.accepted_units, *self.assume_units.values()]:
             if ureg.Unit(_parse_units(u)).dimensionality != canon.dimensionality:
                 raise ValueError(f"accepted unit {u!r} cannot be converted to {self.units!r}")
         lo, hi = self.physical_range
         if not lo < hi:
             raise ValueError(f"physical_range must be [low, high] with low < high, got [{lo}, {hi}]")
-        rec = self.climatological_record
-        for name, vals in (("min", rec.min), ("max", rec.max)):
+        for name, vals in (("min", self.record_min), ("max", self.record_max)):
             for i, r in enumerate(vals or []):
                 if not lo <= r <= hi:
                     raise ValueError(

@@ -47,7 +47,14 @@ def _time_values(ds, catalog: Catalog) -> tuple[str | None, list[int]]:
     tv = ds[cand[0]]
     vals = np.atleast_1d(tv.values)
     if not np.issubdtype(vals.dtype, np.datetime64):
-        raise Rejected(f"time coordinate {cand[0]!r} cannot be decoded to dates (units {tv.attrs.get('units')!r})")
+        # xarray moves units and calendar into .encoding when it decodes (or tries to)
+        units = tv.encoding.get("units", tv.attrs.get("units"))
+        calendar = tv.encoding.get("calendar", tv.attrs.get("calendar"))
+        if calendar is not None and str(calendar).lower() not in _REAL_CALENDARS:
+            raise Rejected(f"time coordinate {cand[0]!r} is on the {calendar!r} calendar, whose dates do not exist "
+                           f"on the real (proleptic Gregorian) time axis of {catalog.id}; convert the file to the "
+                           "standard calendar")
+        raise Rejected(f"time coordinate {cand[0]!r} cannot be decoded to dates (units {units!r})")
     if np.isnat(vals).any():
         raise Rejected(f"time coordinate {cand[0]!r} holds missing values")
     secs = (vals.astype("datetime64[s]").astype("int64")).tolist()
@@ -110,16 +117,21 @@ def _plan_file(ds, catalog: Catalog):
     xdim, flip_x = _axis(ds, catalog.grid.x, "x", catalog)
     by_source = {n: vid for vid in catalog.variables for n in catalog.source_names(vid)}
     coord_names = set(ds.coords)
-    found: dict[str, tuple[str, float, float]] = {}
+    found: dict[str, tuple[str, float, float, tuple[str, ...]]] = {}
     for name, v in ds.data_vars.items():
         if ydim not in v.dims or xdim not in v.dims or name in coord_names:
             continue
         if name in _STATIC_NAMES or v.attrs.get("standard_name") in {"latitude", "longitude", "surface_altitude"}:
             continue
-        if tdim is None and v.ndim != 2 or tdim is not None and set(v.dims) != {tdim, ydim, xdim}:
-            if tdim is not None and set(v.dims) == {ydim, xdim}:
+        # a single level (pressure=1, height=1, ...) is part of what the variable is, not an axis of the store
+        single = tuple(d for d in v.dims if d not in (tdim, ydim, xdim) and v.sizes[d] == 1)
+        dims = set(v.dims) - set(single)
+        if tdim is None and len(dims) != 2 or tdim is not None and dims != {tdim, ydim, xdim}:
+            if tdim is not None and dims == {ydim, xdim}:
                 continue  # a static field beside time-dependent data
-            raise Rejected(f"variable {name!r} has dimensions {v.dims}, expected (time, {ydim}, {xdim})")
+            extra = [f"{d}={v.sizes[d]}" for d in v.dims if d not in (tdim, ydim, xdim)]
+            raise Rejected(f"variable {name!r} has dimensions {v.dims}, expected (time, {ydim}, {xdim})"
+                           + (f" (besides a single level; it has {', '.join(extra)})" if extra else ""))
         if name not in by_source:
             known = ", ".join(sorted(by_source))
             raise Rejected(f"unknown variable {name!r}: {catalog.id} knows {known}")
@@ -129,14 +141,17 @@ def _plan_file(ds, catalog: Catalog):
         var = catalog.variables[vid]
         units = v.attrs.get("units")
         if units is None:
-            raise Rejected(f"wrong units: variable {name!r} has no units attribute ({catalog.id} accepts "
-                           f"{', '.join(var.accepted_units or [var.units])})")
+            units = var.assume_units.get(name)
+            if units is None:
+                raise Rejected(f"wrong units: variable {name!r} has no units attribute ({catalog.id} accepts "
+                               f"{', '.join(var.accepted_units or [var.units])}; a catalog that knows the units "
+                               f"of this source declares them in assume_units)")
         accepted = var.accepted_units or [var.units]
-        if units not in accepted and units != var.units:
+        if units not in accepted and units != var.units and units not in var.assume_units.values():
             raise Rejected(f"wrong units: variable {name!r} is in {units!r} but {catalog.id} accepts "
                            f"{', '.join(accepted)}")
         a, b = (1.0, 0.0) if units == var.units else _linear_conversion(units, var.units)
-        found[name] = (vid, a, b)
+        found[name] = (vid, a, b, single)
     if not found:
         raise Rejected(f"holds none of {catalog.id}'s variables ({', '.join(sorted(by_source))})")
     return tdim, slots, ydim, xdim, flip_y, flip_x, found
@@ -149,10 +164,12 @@ def read_fields(path: Path, catalog: Catalog):
     try:
         tdim, slots, ydim, xdim, flip_y, flip_x, found = _plan_file(ds, catalog)
         for k, slot in enumerate(slots):
-            for name, (vid, a, b) in found.items():
+            for name, (vid, a, b, single) in found.items():
                 v = ds[name]
                 if tdim is not None:
                     v = v.isel({tdim: k})
+                if single:
+                    v = v.isel({d: 0 for d in single})
                 try:
                     arr = np.asarray(v.transpose(ydim, xdim).values)
                 except Exception as e:  # noqa: BLE001 - corrupt data blocks

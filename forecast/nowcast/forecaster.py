@@ -220,9 +220,8 @@ class Forecaster:
         valid = out["valid_time"].values
         degraded = unusable > prod.degraded_cell_share
         var = self.catalog.variables[v]
-        rec_ = var.climatological_record
-        ann = annotate(values, valid, physical_range=var.physical_range, record_min=rec_.min, record_max=rec_.max,
-                       degraded=degraded)
+        ann = annotate(values, valid, physical_range=var.physical_range, record_min=var.record_min,
+                       record_max=var.record_max, degraded=degraded)
         coords = {name: out[name] for name in ("lead_time", "valid_time", "y", "x", "lat", "lon") if name in out.coords}
         attrs = {k: out.attrs[k] for k in ("units", "standard_name", "long_name") if k in out.attrs}
         ds = xr.Dataset({v: (("lead_time", "y", "x"), values, attrs),

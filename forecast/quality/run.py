@@ -271,11 +271,11 @@ def _enqueue(queue, catalog: Catalog, vid: str, values, q: np.ndarray, t: np.nda
 
     var = catalog.variables[vid]
     months = values.time.dt.month.values
-    rec = var.climatological_record
-    rmax = np.array([rec.max[m - 1] for m in months], "float64") if rec.max else None
-    rmin = np.array([rec.min[m - 1] for m in months], "float64") if rec.min else None
+    rec_max, rec_min = var.record_max, var.record_min
+    rmax = np.array([rec_max[m - 1] for m in months], "float64") if rec_max else None
+    rmin = np.array([rec_min[m - 1] for m in months], "float64") if rec_min else None
     # records of temperatures sit far from zero: measure the excess against the record's span
-    scale = float(np.mean(np.subtract(rec.max, rec.min))) if rec.max and rec.min else None
+    scale = float(np.mean(np.subtract(rec_max, rec_min))) if rec_max and rec_min else None
     events = find_events(values.values, q, t, times=values.time.values, variable=vid, dataset=catalog.id,
                          record=rmax, record_min=rmin, lat=values.lat.values, lon=values.lon.values, scale=scale)
     res = queue.enqueue(events)

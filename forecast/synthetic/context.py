@@ -93,7 +93,7 @@ def _var_specs(catalog: Catalog) -> list[VarSpec]:
                 f"variable {vid!r} of catalog {catalog.id!r} has units {var.units!r}, which cannot hold a "
                 f"{kind.replace('_', ' ')} in {native!r}; fix the catalog's units"
             ) from None
-        rec = var.climatological_record
+        rec_max, rec_min = var.record_max, var.record_min
         specs.append(
             VarSpec(
                 vid=vid,
@@ -105,8 +105,8 @@ def _var_specs(catalog: Catalog) -> list[VarSpec]:
                 scale=float(b - a),
                 offset=float(a),
                 phys=tuple(float(v) for v in conv(var.physical_range, var.units, native)),
-                rec_max=None if rec.max is None else tuple(float(v) for v in conv(rec.max, var.units, native)),
-                rec_min=None if rec.min is None else tuple(float(v) for v in conv(rec.min, var.units, native)),
+                rec_max=None if rec_max is None else tuple(float(v) for v in conv(rec_max, var.units, native)),
+                rec_min=None if rec_min is None else tuple(float(v) for v in conv(rec_min, var.units, native)),
             )
         )
     return specs
