@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     gate_max_fallback_share: float = Field(
         0.1, ge=0, le=1, description="Largest share of hindcast inits at which the candidate may have fallen back."
     )
+    # -- the worker (forecast/worker/) --
+    worker_poll_s: float = Field(0.5, gt=0, description="Seconds between looks at the inbox when idle.")
+    worker_lease_ttl_s: float = Field(
+        15.0, gt=0, description="Seconds a worker's lease of the store lasts without a heartbeat; a standby takes "
+        "over within this time after the holder dies.")
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve the worker's Prometheus metrics on this port (default: off; the "
+        "API's /metrics reports the cycle log either way).")
     # -- API settings (api/) --
     api_read_requires_token: bool = Field(
         False, description="Forecast, observation and model reads need a token with role reader (or above)."

@@ -334,6 +334,53 @@ class StorageSpec(Strict):
     chunk_x: int | None = Field(None, gt=0, description="Spatial chunk columns (default: whole grid).")
 
 
+def _seconds(text: str, what: str) -> float:
+    from forecast.timeutil import parse_duration
+
+    try:
+        secs = parse_duration(text).total_seconds()
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
+    if secs < 0:
+        raise ValueError(f"{what} must not be negative, got {text!r}")
+    return secs
+
+
+class Feed(Strict):
+    """How a dataset's files arrive and how the worker runs its cycle (`forecast worker`).
+
+    Times are durations like ``2min`` or ``90s``: ``expected_latency`` (a slot's file normally lands this
+    long after the slot's time; a later file is *late*), ``wait_for_late`` (how much longer the cycle of
+    an init waits for its own slot before forecasting without it), ``deadline`` (the forecast of an init
+    must be served this long after its inputs are due; the model gets what is left of it, the fallback
+    answers otherwise), ``expire_after`` (an init not forecast this long after its deadline is skipped
+    and recorded, so a worker that fell behind never works through a backlog), ``settle`` (a file not
+    renamed into place is taken once its size has not changed for this long).
+    """
+
+    inbox: str | None = Field(None, description="Folder (or glob of files) where files land; relative paths are "
+                              "under FORECAST_HOME. Default: HOME/inbox/<dataset>.")
+    pattern: str = Field("*.nc", description="File names to pick up in the inbox folder.")
+    archive: str | None = Field(None, description="Where ingested files are moved. Default: HOME/archive/<dataset>.")
+    expected_latency: str = "2min"
+    wait_for_late: str = "3min"
+    deadline: str = "60s"
+    expire_after: str = "5min"
+    settle: str = "1s"
+    variables: list[str] = Field(default_factory=list, description="Variables to forecast each cycle (default: "
+                                 "the only variable, or those with a production model).")
+
+    @field_validator("expected_latency", "wait_for_late", "deadline", "expire_after", "settle")
+    @classmethod
+    def _duration(cls, v: str, info) -> str:
+        _seconds(v, info.field_name)
+        return v
+
+    def seconds(self, name: str) -> float:
+        """One of the durations in seconds."""
+        return _seconds(getattr(self, name), name)
+
+
 DatasetId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
@@ -348,6 +395,7 @@ class Catalog(Strict):
     storage: StorageSpec = StorageSpec()
     variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], Variable] = Field(min_length=1)
     qc: QCConfig | None = Field(None, description="QC stages per variable and cross-variable rules.")
+    feed: Feed = Field(default_factory=Feed, description="How files arrive and how the worker's cycle runs.")
     path: Path | None = Field(None, exclude=True, description="File the catalog was read from (set on load).")
 
     @model_validator(mode="after")
@@ -357,6 +405,14 @@ class Catalog(Strict):
             if unknown:
                 raise ValueError(f"qc.variables names {unknown}, which are not variables of this catalog "
                                  f"({sorted(self.variables)})")
+        return self
+
+    @model_validator(mode="after")
+    def _feed_variables_known(self) -> Catalog:
+        unknown = sorted(set(self.feed.variables) - set(self.variables))
+        if unknown:
+            raise ValueError(f"feed.variables names {unknown}, which are not variables of this catalog "
+                             f"({sorted(self.variables)})")
         return self
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from forecast.cli import (
     sample,
     store,
     users,
+    worker,
 )
 
 app = typer.Typer(help="Operational forecasting service with plausibility guards.", no_args_is_help=True,
@@ -40,6 +41,9 @@ app.command("hindcast")(hindcast.hindcast_cmd)
 app.add_typer(models.models_app, name="models")
 app.add_typer(users.users_app, name="users")
 app.add_typer(db.db_app, name="db")
+app.command("worker")(worker.worker)
+app.command("cycle")(worker.cycle)
+app.command("replay")(worker.replay_cmd)
 app.command("demo")(demo.demo)
 
 

@@ -64,10 +64,11 @@ def predict_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Model version (default: the production model)."),
     variable: Optional[str] = typer.Option(None, "--variable", help="Variable (default: the model's, or the only one)."),
     deadline: Optional[float] = typer.Option(None, "--deadline", help="Seconds the model may take before the fallback."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Read observations as known at this time (default: the init time)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Read observations as known at this time, to reproduce a past forecast (default: now, as "
+                                          "the operational cycle does; a replay's own time while one runs)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Forecast from observations as known at the init time, with fallback, provenance and plausibility marks."""
+    """Forecast from the observations as known now (or --as-of), with fallback, provenance and plausibility marks."""
 
     def body():
         from forecast.nowcast.predict import predict

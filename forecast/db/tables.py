@@ -27,6 +27,9 @@ unique index allows one ``production`` row per dataset and variable) and ``model
 API users (`forecast.db.users`): ``api_users`` (name, role, sha256 of the token, hint, created /
 revoked).
 
+The worker (`forecast.worker`): ``worker_cycles`` (append-only: every init done, skipped or failed,
+with its stages and inputs) and ``worker_leases`` (the writer lease of each store).
+
 Append-only tables (`APPEND_ONLY`) refuse UPDATE and DELETE by database triggers.
 """
 
@@ -59,7 +62,8 @@ from forecast.db.engine import NAMING_CONVENTION, Id, UTCDateTime
 METADATA = MetaData(naming_convention=NAMING_CONVENTION)
 
 #: tables whose rows can be neither updated nor deleted (table -> what it is)
-APPEND_ONLY = {"review_audit": "the audit log", "model_stage_changes": "the stage history"}
+APPEND_ONLY = {"review_audit": "the audit log", "model_stage_changes": "the stage history",
+               "worker_cycles": "the cycle log"}
 
 
 class Base(DeclarativeBase):
@@ -229,4 +233,47 @@ api_users = Table(
     Column("created_by", String(128), nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("revoked_by", String(128), nullable=True),
+)
+
+
+# -- the worker ----------------------------------------------------------------------------------------
+
+#: one row per cycle outcome of an init (append-only): forecast ``done``, ``skipped`` (and why), ``failed``
+worker_cycles = Table(
+    "worker_cycles",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset", String(64), nullable=False),
+    Column("variable", String(200), nullable=False),
+    Column("init_time", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("method", String(32)),
+    Column("fallback", JSON),
+    Column("model_version", String(32)),
+    Column("due_at", UTCDateTime),
+    Column("deadline_at", UTCDateTime),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("lateness_s", Float),
+    Column("deadline_missed", Boolean, nullable=False),
+    Column("stages", JSON, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("forecast_snapshot", String(200)),
+    Column("worker", String(200), nullable=False),
+    Index("ix_worker_cycles_dataset_init", "dataset", "variable", "init_time"),
+    # an init is forecast at most once (a restarted worker finds it done)
+    Index("uq_worker_cycles_one_done", "dataset", "variable", "init_time", unique=True,
+          sqlite_where=text("status = 'done'"), postgresql_where=text("status = 'done'")),
+)
+
+#: who holds the writer's lease of a store (one active worker per store; a standby takes over)
+worker_leases = Table(
+    "worker_leases",
+    METADATA,
+    Column("name", String(500), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )

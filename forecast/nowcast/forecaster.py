@@ -108,6 +108,9 @@ class Forecaster:
         self._nowcaster = None
         self._lock = threading.Lock()
         self._climatology = climatology
+        #: runs the model under the deadline: None runs it in a thread of this process (one-shot commands,
+        #: hindcasts); the worker passes a `forecast.worker.runner.ModelProcess`, which it can kill
+        self.runner = None
         if method is not None:
             if method not in BASELINES:
                 raise BadInputError(f"unknown method {method!r}; available: model, {', '.join(BASELINES)}")
@@ -147,7 +150,36 @@ class Forecaster:
                                                                    sha256=self.record.checkpoint_sha256)
             return self._nowcaster
 
+    def verified_checkpoint(self):
+        """The model's checkpoint file, checked against the sha256 the registry recorded (every call: a
+        file deleted or replaced while the service runs is refused). Without a reachable registry the file
+        is checked against the record this Forecaster holds.
+
+        Raises:
+            CheckpointMissingError, CheckpointMismatchError: the file is gone or changed.
+        """
+        from forecast.fileutil import sha256_file
+        from forecast.registry import CheckpointMismatchError, CheckpointMissingError
+
+        try:
+            return self.registry.checkpoint_path(self.record.version)
+        except (CheckpointMissingError, CheckpointMismatchError):
+            raise
+        except Exception:  # noqa: BLE001 - the database is unreachable: check the file ourselves
+            path = self.record.checkpoint
+            if not path.is_file():
+                raise CheckpointMissingError(f"checkpoint of model {self.record.version} is missing at {path}") from None
+            actual = sha256_file(path)
+            if actual != self.record.checkpoint_sha256:
+                raise CheckpointMismatchError(self.record.version, path, self.record.checkpoint_sha256, actual) from None
+            return path
+
     def _run_model(self, inputs: xr.DataArray, mask: xr.DataArray, budget: float) -> tuple[xr.DataArray | None, str | None]:
+        if self.runner is not None:  # a killable model process (the worker)
+            try:
+                return self.runner.run(self, inputs, mask, budget)
+            except BadInputError as e:  # the checkpoint is gone or changed
+                return None, f"model {self.record.version} refused: {e}"
         box: dict[str, Any] = {}
 
         def work():

@@ -3,13 +3,14 @@ forecast with its provenance (idempotent per model and input revisions)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from forecast.catalog import Catalog, get_catalog
+from forecast.clock import clock_for
 from forecast.errors import BadInputError
 from forecast.nowcast.forecaster import Forecaster
 from forecast.stores import PRODUCTION, forecast_store_for, open_observations, store_for
@@ -25,10 +26,25 @@ def read_inputs(store, catalog: Catalog, variable: str, init: datetime, k: int, 
     keep = [variable] + [n for n in (f"{variable}_qc", f"{variable}_qc_tests") if n in ds]
     ds = ds[keep].load()
     if not np.isfinite(ds[variable].values).any():
-        raise BadInputError(
-            f"no observations of {catalog.id}/{variable} in the {k} slots up to {iso(init)} as known at {iso(as_of)}; "
-            "nothing to forecast from (ingest them, or pick another init time)")
+        raise BadInputError(_why_nothing(store, catalog, variable, init, k, as_of, snapshot))
     return ds
+
+
+def _why_nothing(store, catalog: Catalog, variable: str, init: datetime, k: int, as_of: datetime,
+                 snapshot: str | None) -> str:
+    """What actually happened when the inputs of an init were empty as known at ``as_of``: nothing was
+    ever stored for those slots, or it became available only later (and when)."""
+    step = timedelta(seconds=int(catalog.time.step_seconds))
+    head = f"no observations of {catalog.id}/{variable} in the {k} slots up to {iso(init)} as known at {iso(as_of)}"
+    latest = open_observations(catalog.id, store=store, start=init - (k - 1) * step, end=init, snapshot=snapshot)
+    avail = latest[f"{variable}_available_at"].values
+    arrived = avail[~np.isnat(avail)]
+    if not arrived.size:
+        return f"{head}: nothing was ever stored for them; ingest those slots, or pick another init time"
+    first = iso(datetime.fromtimestamp(int(arrived.min().astype("datetime64[s]").astype("int64")), timezone.utc))
+    return (f"{head}: those slots became available at {first}, after {iso(as_of)}; read them as known later "
+            "(a later as-of time), or, when they were a backfill of a live feed, ingest them declaring each "
+            "slot's own arrival (a latency after its time) so that past init times see them")
 
 
 def predict(settings, dataset: str, init: datetime | str, *, model: str | None = None,
@@ -47,7 +63,9 @@ def predict(settings, dataset: str, init: datetime | str, *, model: str | None =
     if slot is None or catalog.time.label(slot) != to_epoch(init_dt):
         raise BadInputError(f"init time {iso(init_dt)} is not on the time axis of {dataset} "
                             f"(slots every {catalog.time.step} from {iso(catalog.time.start)})")
-    as_of_dt = init_dt if as_of is None else (parse_time(as_of) if isinstance(as_of, str) else utc(as_of))
+    # as known now (the dataset's clock: a replay's own time while one runs); --as-of reproduces a past one
+    as_of_dt = clock_for(settings.home, dataset).now() if as_of is None else (
+        parse_time(as_of) if isinstance(as_of, str) else utc(as_of))
     if variable is None and model is None:  # with a model: the model's variable, below
         if len(catalog.variables) != 1:
             raise BadInputError(f"dataset {dataset!r} has several variables ({', '.join(catalog.variables)}); "

@@ -1,0 +1,137 @@
+"""Running the learned model in a process of its own, so that a model that misses its deadline is stopped
+for real: the process is killed and the fallback answers. (A thread cannot be killed: a long-running
+worker would pile up abandoned model threads.)
+
+The process is started once and keeps the models it loaded (by checkpoint sha256), so a cycle pays
+neither torch's import nor the checkpoint load; after a kill the next forecast starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ModelProcess"]
+
+
+def _serve(conn) -> None:  # pragma: no cover - runs in the child process (covered through ModelProcess)
+    """The child: load models on request, forecast, answer; one request at a time."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    loaded: dict[str, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        kind = msg[0]
+        try:
+            if kind == "stop":
+                return
+            if kind == "warm":
+                import torch  # noqa: F401 - the import is the point: it is what takes seconds
+
+                from forecast.model import learned  # noqa: F401
+                conn.send(("ok", None))
+                continue
+            _, path, version, sha, inputs, mask, n_leads, step = msg
+            model = loaded.get(sha)
+            if model is None:
+                from forecast.model.learned import LearnedNowcaster
+
+                model = LearnedNowcaster.from_checkpoint(path, version=version, sha256=sha)
+                loaded.clear()  # one model at a time: the production model
+                loaded[sha] = model
+            if kind == "load":
+                conn.send(("ok", None))
+                continue
+            conn.send(("ok", model.predict(inputs, n_leads=n_leads, step=step, mask=mask)))
+        except Exception as e:  # noqa: BLE001 - the parent turns it into a fallback reason
+            conn.send(("err", f"{type(e).__name__}: {e}"))
+
+
+class ModelProcess:
+    """A killable model server; `run` has the signature of `Forecaster`'s model runner."""
+
+    def __init__(self):
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+        self.kills = 0
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Icechunk's threads
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child,), name="forecast-model", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def _ask(self, msg: tuple, budget: float) -> tuple[str, Any] | None:
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        self._conn.send(msg)
+        if not self._conn.poll(max(0.0, budget)):
+            return None
+        try:
+            return self._conn.recv()
+        except EOFError:
+            return ("err", "the model process died")
+
+    def warm(self, timeout: float = 120.0) -> bool:
+        """Start the process and import torch in it now (seconds), before the first deadline counts."""
+        with self._lock:
+            answer = self._ask(("warm",), timeout)
+            return answer is not None and answer[0] == "ok"
+
+    def run(self, forecaster, inputs, mask, budget: float):
+        """The model's forecast within ``budget`` seconds: ``(DataArray, None)``, or ``(None, reason)`` after
+        killing the process when it took too long or failing with the model's error."""
+        rec = forecaster.record
+        if budget <= 0:
+            return None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s"
+        path = forecaster.verified_checkpoint()  # raises when the file is gone or changed
+        t0 = time.perf_counter()
+        with self._lock:
+            answer = self._ask(("predict", str(path), rec.version, rec.checkpoint_sha256, inputs, mask,
+                                forecaster.n_leads, forecaster.step), budget)
+            if answer is None:
+                self._kill()
+                return None, (f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s "
+                              f"(stopped after {time.perf_counter() - t0:.1f} s)")
+        status, payload = answer
+        if status == "err":
+            if "died" in payload:
+                self._kill()
+            return None, f"model {rec.version} failed: {payload}"
+        return payload, None
+
+    def _kill(self) -> None:
+        self.kills += 1
+        proc, self._proc = self._proc, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if proc is not None and proc.is_alive():
+            proc.kill()
+        if proc is not None:
+            proc.join(5)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is not None and self._proc.is_alive():
+                try:
+                    self._conn.send(("stop",))
+                    self._proc.join(2)
+                except (OSError, BrokenPipeError):
+                    pass
+            if self._proc is not None and self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(2)
+            self._proc = None
