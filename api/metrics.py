@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client import Counter as PCounter
 from prometheus_client.core import GaugeMetricFamily
 
+from api.flags import FLAG_NAMES
+
 access_log = logging.getLogger("api.access")
 log = logging.getLogger("api")
 
@@ -88,8 +90,6 @@ class _ServiceCollector:
         return [age, cycle, queue, flags]
 
     def _flag_counts(self, dataset: str) -> dict:
-        from api.obs_reader import FLAG_NAMES
-
         reader = self.services.observations
         view = reader.view(dataset)
         key = (dataset, view.snapshot)

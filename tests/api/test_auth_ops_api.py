@@ -177,12 +177,12 @@ def test_problem_details_for_framework_errors(client, world):
 
 
 def test_internal_errors_hide_the_traceback(world, tmp_path, monkeypatch):
-    from api.routes import data
+    from api.edr import collections
 
     def boom(*a, **k):
         raise RuntimeError("secret internals at /srv/x.py line 3")
 
-    monkeypatch.setattr(data, "_collection_docs", boom)
+    monkeypatch.setattr(collections, "collection_docs", boom)
     with TestClient(create_app(settings_for(world, tmp_path)), raise_server_exceptions=False) as c:
         r = c.get("/collections")
         assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
-import msgspec
 from litestar import Request, delete, get, post
-from litestar.params import Parameter
 
-from api.auth import BEARER, read_guard, require_admin
+from api.auth import BEARER, OPTIONAL_BEARER, current_user, read_guard, require_admin
+from api.openapi import problem_specs, query_param
 from api.problems import Problem
-from api.schemas import ModelsDoc, problem_specs
+from api.schemas import ModelsDoc, UserIn
+
+STAGES = ("candidate", "production", "retired")
 
 
 def _registry(request: Request):
@@ -21,31 +22,28 @@ def _registry(request: Request):
     return reg
 
 
-@get("/models", guards=[read_guard], security=BEARER, tags=["models"], summary="Registered models",
+@get("/models", guards=[read_guard], security=OPTIONAL_BEARER, tags=["models"], summary="Registered models",
      responses=problem_specs(400, 401, 403, 404))
-async def list_models(request: Request, dataset: str | None = None, variable: str | None = None,
-                      stage: Annotated[str | None, Parameter(description="candidate, production or retired")] = None
-                      ) -> ModelsDoc:
+async def list_models(request: Request,
+                      dataset: Annotated[str | None, query_param("dataset", "Only models of this dataset.")] = None,
+                      variable: Annotated[str | None, query_param("variable", "Only models of this variable.")] = None,
+                      stage: Annotated[str | None, query_param("stage", "candidate, production or retired.",
+                                                               enum=list(STAGES))] = None) -> ModelsDoc:
     """Registry metadata of every model version (newest first as the registry lists them) with stage history."""
-    if stage is not None and stage not in ("candidate", "production", "retired"):
+    if stage is not None and stage not in STAGES:
         raise Problem(400, f"stage: must be candidate, production or retired, got {stage!r}")
     reg = _registry(request)
     recs = await anyio.to_thread.run_sync(lambda: reg.list(dataset=dataset, variable=variable, stage=stage))
     return ModelsDoc(models=[r.to_json() for r in recs])
 
 
-@get("/models/{version:str}", guards=[read_guard], security=BEARER, tags=["models"], summary="One model version",
+@get("/models/{version:str}", guards=[read_guard], security=OPTIONAL_BEARER, tags=["models"], summary="One model version",
      responses=problem_specs(401, 403, 404))
 async def get_model(request: Request, version: str) -> dict[str, Any]:
     """One model version: metadata, metrics, checkpoint sha256 and its stage history."""
     reg = _registry(request)
     rec = await anyio.to_thread.run_sync(lambda: reg.get(version))
     return rec.to_json()
-
-
-class UserIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    role: Literal["reader", "operator", "admin"]
 
 
 @get("/users", guards=[require_admin], security=BEARER, tags=["users"], summary="API users (admin)",
@@ -61,8 +59,6 @@ async def list_users(request: Request) -> dict[str, Any]:
       status_code=201, responses=problem_specs(400, 401, 403, 413, 422))
 async def add_user(request: Request, data: UserIn) -> dict[str, Any]:
     """Create a user; the response carries its token, shown this once (only a hash is stored)."""
-    from api.auth import current_user
-
     admin = current_user(request)
     users = request.app.state.services.users
     user, token = await anyio.to_thread.run_sync(lambda: users.add(data.name, data.role, by=admin.name))
@@ -73,8 +69,6 @@ async def add_user(request: Request, data: UserIn) -> dict[str, Any]:
         status_code=200, responses=problem_specs(401, 403, 404))
 async def revoke_user(request: Request, name: str) -> dict[str, Any]:
     """Revoke a user's token (effective within seconds on every replica)."""
-    from api.auth import current_user
-
     admin = current_user(request)
     users = request.app.state.services.users
     user = await anyio.to_thread.run_sync(lambda: users.revoke(name, by=admin.name))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import timezone
 from typing import Annotated, Any
 
 import anyio
@@ -14,10 +13,13 @@ from litestar import Request, get, post
 from litestar.params import Parameter, QueryParameter
 
 from api.auth import BEARER, current_user, require, require_operator
-from api.geo import iso, parse_instant
+from api.edr.params import parse_instant
+from api.flags import FLAG_NAMES
+from api.openapi import problem_specs
 from api.problems import Problem
-from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc, problem_specs
+from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc
 from forecast.serialize import jsonable
+from forecast.timeutil import iso
 
 CONTEXT_CELLS = 48  # at most this many rows / columns of context around an item
 CONTEXT_SLOTS = 36  # and this many slots
@@ -53,8 +55,6 @@ async def list_items(request: Request, dataset: str | None = None,
 
 def _context(request: Request, item) -> dict | None:
     """Values and flags of the item's cells and their neighbours over the surrounding slots."""
-    from api.obs_reader import FLAG_NAMES
-
     reader = request.app.state.services.observations
     try:
         view = reader.view(item.dataset)
@@ -160,5 +160,3 @@ async def audit(request: Request, item_id: Annotated[int | None, Parameter(ge=1,
 
 
 ROUTES = [list_items, get_item, decide, audit]
-
-_ = timezone
