@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from litestar import Request, delete, get, post
+from litestar import Request, Response, delete, get, post, route
+from litestar.enums import HttpMethod, MediaType
 
 from api.auth import BEARER, OPTIONAL_BEARER, current_user, read_guard, require_admin
 from api.openapi import problem_specs, query_param
 from api.problems import Problem
 from api.schemas import ModelsDoc, UserIn
+from forecast.db.users import UnknownUserError
 
 STAGES = ("candidate", "production", "retired")
 
@@ -23,7 +25,7 @@ def _registry(request: Request):
 
 
 @get("/models", guards=[read_guard], security=OPTIONAL_BEARER, tags=["models"], summary="Registered models",
-     responses=problem_specs(400, 401, 403, 404))
+     responses=problem_specs(400, 401, 403, 404, 500))
 async def list_models(request: Request,
                       dataset: Annotated[str | None, query_param("dataset", "Only models of this dataset.")] = None,
                       variable: Annotated[str | None, query_param("variable", "Only models of this variable.")] = None,
@@ -37,8 +39,8 @@ async def list_models(request: Request,
     return ModelsDoc(models=[r.to_json() for r in recs])
 
 
-@get("/models/{version:str}", guards=[read_guard], security=OPTIONAL_BEARER, tags=["models"], summary="One model version",
-     responses=problem_specs(401, 403, 404))
+@get("/models/{version:str}", guards=[read_guard], security=OPTIONAL_BEARER, tags=["models"],
+     summary="One model version", responses=problem_specs(400, 401, 403, 404, 500))
 async def get_model(request: Request, version: str) -> dict[str, Any]:
     """One model version: metadata, metrics, checkpoint sha256 and its stage history."""
     reg = _registry(request)
@@ -46,8 +48,36 @@ async def get_model(request: Request, version: str) -> dict[str, Any]:
     return rec.to_json()
 
 
+NAME_RULE = "1 to 128 characters, not blank, without '/' (a name is a path segment of /users/{name})"
+
+
+def _add(users, name: str, role: str, by: str):
+    """``users.add`` with what the API adds to the store's rules: no '/' and at most 128 characters before
+    stripping (as the document says), and 409 for a name an active user already holds, a conflict with
+    the table's state rather than a malformed request (the store says 400 for both; a race between this
+    look-up and the insert still gets the store's 400)."""
+    if "/" in name or len(name) > 128:
+        raise Problem(400, f"a user name must be {NAME_RULE}, got {name!r}")
+    try:
+        old = users.get(name.strip())
+    except UnknownUserError:
+        old = None
+    if old is not None and old.active:
+        raise Problem(409, f"user {old.name!r} already exists with role {old.role}; revoke it first to issue a new "
+                           "token")
+    return users.add(name, role, by=by)
+
+
+# Litestar 2 builds the automatic OPTIONS answer of a path when its first handler is registered, and
+# keeps that method list when more handlers join the path (litestar#4169, fixed in 3.x): GET and POST
+# /users answered "Allow: GET, OPTIONS". This handler, registered before them, answers for the path.
+@route("/users", http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False)
+def users_options() -> Response:
+    return Response(content=None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"}, media_type=MediaType.TEXT)
+
+
 @get("/users", guards=[require_admin], security=BEARER, tags=["users"], summary="API users (admin)",
-     responses=problem_specs(401, 403))
+     responses=problem_specs(401, 403, 500))
 async def list_users(request: Request) -> dict[str, Any]:
     """Users, roles, whether active; never tokens."""
     users = request.app.state.services.users
@@ -56,17 +86,18 @@ async def list_users(request: Request) -> dict[str, Any]:
 
 
 @post("/users", guards=[require_admin], security=BEARER, tags=["users"], summary="Create a user (admin)",
-      status_code=201, responses=problem_specs(400, 401, 403, 413, 422))
+      status_code=201, responses=problem_specs(400, 401, 403, 409, 413, 422, 500))
 async def add_user(request: Request, data: UserIn) -> dict[str, Any]:
-    """Create a user; the response carries its token, shown this once (only a hash is stored)."""
+    """Create a user; the response carries its token, shown this once (only a hash is stored). A name an
+    active user holds: 409 (revoke it first)."""
     admin = current_user(request)
     users = request.app.state.services.users
-    user, token = await anyio.to_thread.run_sync(lambda: users.add(data.name, data.role, by=admin.name))
+    user, token = await anyio.to_thread.run_sync(lambda: _add(users, data.name, data.role, admin.name))
     return {**user.to_json(), "token": token}
 
 
 @delete("/users/{name:str}", guards=[require_admin], security=BEARER, tags=["users"], summary="Revoke a user (admin)",
-        status_code=200, responses=problem_specs(401, 403, 404))
+        status_code=200, responses=problem_specs(400, 401, 403, 404, 500))
 async def revoke_user(request: Request, name: str) -> dict[str, Any]:
     """Revoke a user's token (effective within seconds on every replica)."""
     admin = current_user(request)
@@ -75,4 +106,4 @@ async def revoke_user(request: Request, name: str) -> dict[str, Any]:
     return user.to_json()
 
 
-ROUTES = [list_models, get_model, list_users, add_user, revoke_user]
+ROUTES = [list_models, get_model, users_options, list_users, add_user, revoke_user]

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 from litestar import Request, get, post
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 
 from api.auth import BEARER, current_user, require, require_operator
 from api.edr.params import parse_instant
 from api.flags import FLAG_NAMES
-from api.openapi import problem_specs
+from api.openapi import problem_specs, query_param
 from api.problems import Problem
 from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc
 from forecast.serialize import jsonable
@@ -24,6 +24,7 @@ from forecast.timeutil import iso
 CONTEXT_CELLS = 48  # at most this many rows / columns of context around an item
 CONTEXT_SLOTS = 36  # and this many slots
 CELLS_SHOWN = 2000
+ITEM_STATES = ("open", "pending", "decided")
 MAX_ID = 2**53  # ids beyond any database's reach are refused up front
 ItemId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="Review item id")]
 
@@ -37,15 +38,17 @@ def item_doc(item) -> dict:
 
 
 @get("/review/items", guards=[require("reader")], security=BEARER, tags=["review"], summary="Review items",
-     responses=problem_specs(400, 401, 403))
-async def list_items(request: Request, dataset: str | None = None,
-                     item_state: Annotated[str | None, QueryParameter(name="state", description="open, pending (a reject "
-                                                                 "awaits a second operator) or decided")] = None,
-                     variable: str | None = None,
+     responses=problem_specs(400, 401, 403, 500))
+async def list_items(request: Request,
+                     dataset: Annotated[str | None, query_param("dataset", "Only items of this dataset.")] = None,
+                     item_state: Annotated[str | None, query_param(
+                         "state", "open, pending (a reject awaits a second operator) or decided.",
+                         enum=list(ITEM_STATES))] = None,
+                     variable: Annotated[str | None, query_param("variable", "Only items of this variable.")] = None,
                      limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0) -> ItemsDoc:
     """Items most hazardous first. ``pending`` marks a reject awaiting its second operator (four eyes)."""
-    if item_state is not None and item_state not in ("open", "pending", "decided"):
+    if item_state is not None and item_state not in ITEM_STATES:
         raise Problem(400, f"state: must be open, pending or decided, got {item_state!r}")
     q = request.app.state.services.queue
     items = await anyio.to_thread.run_sync(
@@ -102,7 +105,7 @@ def _context(request: Request, item) -> dict | None:
 
 
 @get("/review/items/{item_id:int}", guards=[require("reader")], security=BEARER, tags=["review"],
-     summary="One review item with context", responses=problem_specs(401, 403, 404))
+     summary="One review item with context", responses=problem_specs(400, 401, 403, 404, 500))
 async def get_item(request: Request, item_id: ItemId) -> dict[str, Any]:
     """The event summary, its decisions and audit trail, its cells (the first 2000, as (time, iy, ix)) and
     context: values and QC flags of its cells and their neighbours over the surrounding slots."""
@@ -118,7 +121,7 @@ async def get_item(request: Request, item_id: ItemId) -> dict[str, Any]:
 
 @post("/review/items/{item_id:int}/decision", guards=[require_operator], security=BEARER, tags=["review"],
       summary="Decide a review item (operator)", status_code=201,
-      responses=problem_specs(401, 403, 404, 409, 413, 422))
+      responses=problem_specs(400, 401, 403, 404, 409, 413, 422, 500))
 async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> DecisionOut:
     """``accept`` (a real extreme) or ``reject`` (a fault), with a comment, on the whole item or on some of
     its cells. Recorded under the token's user. A reject of a value beyond the climatological record puts
@@ -148,7 +151,7 @@ async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> Decisio
 
 
 @get("/review/audit", guards=[require_operator], security=BEARER, tags=["review"], summary="The audit log (operator)",
-     responses=problem_specs(401, 403))
+     responses=problem_specs(400, 401, 403, 500))
 async def audit(request: Request, item_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
                 since_id: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
                 limit: Annotated[int, Parameter(ge=1, le=5000)] = 500) -> AuditDoc:

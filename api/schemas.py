@@ -60,14 +60,33 @@ class CollectionsDoc(msgspec.Struct):
     links: list[dict[str, Any]]
 
 
+_INDEX = {"type": "integer", "minimum": 0, "maximum": 2**31}
+_CELLS_SCHEMA = [
+    {"type": "array", "minItems": 1, "description": "Cells as [slot time (ISO-8601), iy, ix], each a cell of the "
+     "item; omit (or null) to decide every open cell of the item.",
+     "items": {"type": "array", "prefixItems": [{"type": "string", "format": "date-time"}, _INDEX, _INDEX],
+               "minItems": 3, "maxItems": 3, "items": False}},
+    {"type": "null"}]
+_VERSION_SCHEMA = [{"type": "integer", "minimum": 0, "maximum": 2**53}, {"type": "null"}]
+
+
 class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
-    """An operator's decision. The deciding user is the bearer token's user, never a body field."""
+    """An operator's decision. The deciding user is the bearer token's user, never a body field.
+
+    The schemas of ``cells`` and ``expected_version`` are written out for the document: Litestar drops the
+    bounds of a tuple's members and of an optional integer.
+    """
 
     action: Literal["accept", "reject"]
     comment: Annotated[str, msgspec.Meta(max_length=4000, extra_json_schema={"extra": {"min_length": 1,
                                                                                       "pattern": r"\S"}})]
-    cells: list[tuple[str, Annotated[int, msgspec.Meta(ge=0, le=2**31)], Annotated[int, msgspec.Meta(ge=0, le=2**31)]]] | None = None  # (slot time ISO-8601 Z, iy, ix); omit: all open cells
-    expected_version: Annotated[int, msgspec.Meta(ge=0, le=2**53)] | None = None  # the item version the operator looked at (optimistic concurrency)
+    # (slot time ISO-8601 Z, iy, ix); omit: all open cells
+    cells: Annotated[
+        list[tuple[str, Annotated[int, msgspec.Meta(ge=0, le=2**31)], Annotated[int, msgspec.Meta(ge=0, le=2**31)]]]
+        | None, msgspec.Meta(extra_json_schema={"extra": {"one_of": _CELLS_SCHEMA}})] = None
+    # the item version the operator looked at (optimistic concurrency)
+    expected_version: Annotated[Annotated[int, msgspec.Meta(ge=0, le=2**53)] | None, msgspec.Meta(
+        extra_json_schema={"extra": {"one_of": _VERSION_SCHEMA, "maximum": None, "minimum": None}})] = None
 
 
 class DecisionOut(msgspec.Struct):
@@ -85,9 +104,11 @@ class DecisionOut(msgspec.Struct):
 
 
 class UserIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A new API user (admin). The name is stripped; a blank one is refused."""
+    """A new API user (admin). The name is stripped; the rule (``api.admin.NAME_RULE``) is checked by the
+    handler and the users store, and stated in the document by this field's schema."""
 
-    name: Annotated[str, msgspec.Meta(max_length=128, extra_json_schema={"extra": {"min_length": 1, "pattern": r"\S"}})]
+    name: Annotated[str, msgspec.Meta(extra_json_schema={"extra": {
+        "min_length": 1, "max_length": 128, "pattern": r"^[^/]*[^\s/][^/]*$"}})]
     role: Literal["reader", "operator", "admin"]
 
 

@@ -137,7 +137,7 @@ def _obs_collection(base: str, v: ObsView, s) -> CollectionDoc:
 
 @get("/collections", guards=[read_guard], security=OPTIONAL_BEARER, tags=["collections"],
      summary="Forecast and observation collections",
-     responses=problem_specs(401, 403))
+     responses=problem_specs(401, 403, 500))
 async def collections(request: Request) -> CollectionsDoc:
     """Every collection: spatial and temporal extent, parameters with units, CF standard names, physical
     ranges and climatological records; for forecasts the latest init and the production model."""
@@ -147,7 +147,7 @@ async def collections(request: Request) -> CollectionsDoc:
 
 
 @get("/collections/{collection_id:str}", guards=[read_guard], security=OPTIONAL_BEARER, tags=["collections"],
-     summary="One collection", responses=problem_specs(401, 403, 404))
+     summary="One collection", responses=problem_specs(400, 401, 403, 404, 500))
 async def collection(request: Request, collection_id: str) -> CollectionDoc:
     """One collection's metadata (see /collections)."""
     kind, _, _ = split_id(collection_id)

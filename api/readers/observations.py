@@ -5,6 +5,7 @@ an explicit slot range so that no request scans the whole time axis."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from api.grid import Grid
