@@ -18,13 +18,13 @@ from api.flags import FLAG_NAMES
 from api.openapi import problem_specs, query_param
 from api.problems import Problem
 from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc
+from forecast.review import STATES
 from forecast.serialize import jsonable
-from forecast.timeutil import iso
+from forecast.timeutil import iso, to_epoch
 
 CONTEXT_CELLS = 48  # at most this many rows / columns of context around an item
 CONTEXT_SLOTS = 36  # and this many slots
 CELLS_SHOWN = 2000
-ITEM_STATES = ("open", "pending", "decided")
 MAX_ID = 2**53  # ids beyond any database's reach are refused up front
 ItemId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="Review item id")]
 
@@ -43,12 +43,12 @@ async def list_items(request: Request,
                      dataset: Annotated[str | None, query_param("dataset", "Only items of this dataset.")] = None,
                      item_state: Annotated[str | None, query_param(
                          "state", "open, pending (a reject awaits a second operator) or decided.",
-                         enum=list(ITEM_STATES))] = None,
+                         enum=list(STATES))] = None,
                      variable: Annotated[str | None, query_param("variable", "Only items of this variable.")] = None,
                      limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0) -> ItemsDoc:
     """Items most hazardous first. ``pending`` marks a reject awaiting its second operator (four eyes)."""
-    if item_state is not None and item_state not in ITEM_STATES:
+    if item_state is not None and item_state not in STATES:
         raise Problem(400, f"state: must be open, pending or decided, got {item_state!r}")
     q = request.app.state.services.queue
     items = await anyio.to_thread.run_sync(
@@ -65,13 +65,13 @@ def _context(request: Request, item) -> dict | None:
         return None
     cat = view.catalog
     t = cat.time
-    s_first = t.slot_of(int(item.t_first.timestamp()))
-    s_last = t.slot_of(int(item.t_last.timestamp()))
+    s_first = t.slot_of(to_epoch(item.t_first))
+    s_last = t.slot_of(to_epoch(item.t_last))
     if s_first is None or s_last is None:
         return None
     lo, hi = max(0, s_first - 1), min(max(view.n_slots - 1, s_last), s_last + 1)
     if hi - lo + 1 > CONTEXT_SLOTS:
-        peak = t.slot_of(int(item.peak[0].timestamp())) or s_first
+        peak = t.slot_of(to_epoch(item.peak[0])) or s_first
         lo = max(lo, peak - CONTEXT_SLOTS // 2)
         hi = lo + CONTEXT_SLOTS - 1
     iy0, iy1, ix0, ix1 = item.bbox
@@ -138,7 +138,7 @@ async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> Decisio
                 t = parse_instant(ts, f"cells[{k}]", "time")
             except Problem as p:
                 raise Problem(422, p.detail) from None
-            rows.append([int(t.timestamp()), int(iy), int(ix)])
+            rows.append([to_epoch(t), int(iy), int(ix)])
         cells = np.array(rows, dtype="int64")
     q = request.app.state.services.queue
     dec = await anyio.to_thread.run_sync(lambda: q.decide(item_id, data.action, by=user.name, comment=data.comment,
@@ -146,7 +146,7 @@ async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> Decisio
     wb = {"final": "the flags are written by the worker's next cycle",
           "awaiting_second": "pending: a second, different operator must confirm this reject (four eyes)"}
     return DecisionOut(item=item_id, decision=dec.id, action=dec.action, status=dec.status, outcome=dec.outcome,
-                       by=dec.by, at=iso(dec.at.timestamp()), item_state=dec.item_state,
+                       by=dec.by, at=iso(dec.at), item_state=dec.item_state,
                        item_version=dec.item_version, n_cells=dec.n_cells, writeback=wb.get(dec.status, dec.status))
 
 

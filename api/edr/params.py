@@ -18,7 +18,7 @@ from typing import Annotated
 from api.edr.responses import NETCDF_MEDIA
 from api.openapi import query_param
 from api.problems import Problem
-from forecast.timeutil import parse_time
+from forecast.timeutil import parse_time, to_epoch
 
 POINT_FORMATS = ("covjson", "json")
 AREA_FORMATS = ("covjson", "json", "netcdf")
@@ -169,7 +169,7 @@ def parse_instant(text: str, param: str, part: str | None = None) -> datetime:
 
 def parse_optional_instant(text: str | None, param: str) -> int | None:
     """Epoch seconds of an optional instant parameter (absent or blank: None)."""
-    return None if text is None or not text.strip() else int(parse_instant(text, param).timestamp())
+    return None if text is None or not text.strip() else to_epoch(parse_instant(text, param))
 
 
 def parse_datetime(text: str | None, param: str = "datetime") -> tuple[int | None, int | None] | None:
@@ -182,14 +182,14 @@ def parse_datetime(text: str | None, param: str = "datetime") -> tuple[int | Non
         if len(parts) != 2:
             raise Problem(400, f"{param}: an interval has exactly one '/', got {text!r}")
         a, b = parts
-        lo = None if a.strip() in ("..", "") else int(parse_instant(a, param, "start of the interval").timestamp())
-        hi = None if b.strip() in ("..", "") else int(parse_instant(b, param, "end of the interval").timestamp())
+        lo = None if a.strip() in ("..", "") else to_epoch(parse_instant(a, param, "start of the interval"))
+        hi = None if b.strip() in ("..", "") else to_epoch(parse_instant(b, param, "end of the interval"))
         if lo is None and hi is None:
             raise Problem(400, f"{param}: an interval needs at least one end, got {text!r}")
         if lo is not None and hi is not None and lo > hi:
             raise Problem(400, f"{param}: the start of the interval is after its end ({text!r})")
         return lo, hi
-    t = int(parse_instant(text, param).timestamp())
+    t = to_epoch(parse_instant(text, param))
     return t, t
 
 

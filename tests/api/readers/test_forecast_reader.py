@@ -20,7 +20,7 @@ def test_new_forecast_becomes_visible(tmp_path, world):
     from litestar.testing import TestClient
 
     from api.app import create_app
-    from forecast.stores.forecasts import ForecastStore
+    from forecast.stores import ForecastStore
 
     home = tmp_path / "home"
     shutil.copytree(world["home"] / "forecasts.icechunk", home / "forecasts.icechunk")
