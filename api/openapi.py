@@ -23,7 +23,7 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
-from litestar.params import Parameter
+from litestar.params import ParameterKwarg, QueryParameter
 from litestar.plugins import OpenAPISchemaPlugin
 
 from api.problems import PROBLEM_MEDIA, TITLES, TYPE_BASE, ProblemDoc
@@ -49,14 +49,14 @@ def openapi_config(version: str) -> OpenAPIConfig:
 
 
 def query_param(name: str, description: str | None = None, *, required: bool = False,
-                examples: tuple[str, ...] = (), **schema: Any) -> Parameter:
+                examples: tuple[str, ...] = (), **schema: Any) -> ParameterKwarg:
     """A string query parameter as the document should show it: a plain string (never null: a query string
     cannot carry one; Litestar would write ``oneOf: [string, null]`` for ``str | None``), ``required``
     where the handler refuses its absence, and JSON Schema keywords (``enum``, ``minLength``, ...) in
     ``schema``. The handler still receives None when it is absent, and says why in its own words."""
-    return Parameter(query=name, description=description, required=required,
-                     examples=[Example(value=e) for e in examples] or None,
-                     schema_extra={"one_of": None, "type": OpenAPIType.STRING, **schema})
+    return QueryParameter(name=name, description=description, required=required,
+                          examples=[Example(value=e) for e in examples] or None,
+                          schema_extra={"one_of": None, "type": OpenAPIType.STRING, **schema})
 
 
 _PROBLEM_TEXT = {
