@@ -2,7 +2,8 @@
 
 Missing or unknown/revoked token -> 401 (with ``WWW-Authenticate: Bearer``); a valid token whose role
 is too low -> 403. Lookups are cached for ``TOKEN_CACHE_S`` seconds per token hash, so a revoke takes
-effect within that time on every replica.
+effect within that time on every replica. The OpenAPI security requirements of the guarded routes are
+declared here too, beside the guards that enforce them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from cachetools import TTLCache
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -22,21 +24,22 @@ _MISSING = object()
 
 
 class TokenCache:
-    def __init__(self):
-        self._d: dict[str, tuple[float, User | None]] = {}
+    """Token lookups (user or None) per token hash for ``TOKEN_CACHE_S`` seconds (``cachetools.TTLCache``
+    behind a lock; at most ``max_tokens`` remembered)."""
+
+    def __init__(self, max_tokens: int = 10_000, *, timer: Callable[[], float] = time.monotonic):
+        self._d: TTLCache = TTLCache(maxsize=max_tokens, ttl=TOKEN_CACHE_S, timer=timer)
         self._lock = threading.Lock()
 
     def lookup(self, users_fn: Callable[[], Any], token: str) -> User | None:
         h = hash_token(token)
-        now = time.monotonic()
-        hit = self._d.get(h)
-        if hit is not None and now - hit[0] < TOKEN_CACHE_S:
-            return hit[1]
+        with self._lock:
+            hit = self._d.get(h, _MISSING)
+        if hit is not _MISSING:
+            return hit
         user = users_fn().authenticate(token)
         with self._lock:
-            if len(self._d) > 10_000:
-                self._d.clear()
-            self._d[h] = (now, user)
+            self._d[h] = user
         return user
 
 
@@ -88,4 +91,7 @@ async def read_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> N
 require_operator = require("operator")
 require_admin = require("admin")
 
+#: OpenAPI security of the routes behind ``require(...)``: a bearer token is needed.
 BEARER = [{"bearerAuth": []}]
+#: of the routes behind ``read_guard``: open ({}) unless the settings ask for a reader token.
+OPTIONAL_BEARER = [{}, {"bearerAuth": []}]

@@ -19,6 +19,9 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client import Counter as PCounter
 from prometheus_client.core import GaugeMetricFamily
 
+from api.flags import FLAG_NAMES
+from forecast.timeutil import iso
+
 access_log = logging.getLogger("api.access")
 log = logging.getLogger("api")
 
@@ -88,8 +91,6 @@ class _ServiceCollector:
         return [age, cycle, queue, flags]
 
     def _flag_counts(self, dataset: str) -> dict:
-        from api.obs_reader import FLAG_NAMES
-
         reader = self.services.observations
         view = reader.view(dataset)
         key = (dataset, view.snapshot)
@@ -155,7 +156,7 @@ class RequestMiddleware:
             c.inc()
             if access_log.isEnabledFor(logging.INFO):
                 user = scope.get("_fcst_user")
-                rec: dict[str, Any] = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": rid,
+                rec: dict[str, Any] = {"ts": iso(time.time()), "request_id": rid,
                                        "method": method, "path": scope.get("path"), "route": route,
                                        "query": (scope.get("query_string") or b"").decode("latin-1")[:500],
                                        "status": status[0], "duration_ms": round(dt * 1000, 3),

@@ -6,10 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Example
-
-from api.problems import PROBLEM_MEDIA, ProblemDoc
 
 
 class CoverageDoc(msgspec.Struct, kw_only=True):
@@ -64,13 +60,33 @@ class CollectionsDoc(msgspec.Struct):
     links: list[dict[str, Any]]
 
 
+_INDEX = {"type": "integer", "minimum": 0, "maximum": 2**31}
+_CELLS_SCHEMA = [
+    {"type": "array", "minItems": 1, "description": "Cells as [slot time (ISO-8601), iy, ix], each a cell of the "
+     "item; omit (or null) to decide every open cell of the item.",
+     "items": {"type": "array", "prefixItems": [{"type": "string", "format": "date-time"}, _INDEX, _INDEX],
+               "minItems": 3, "maxItems": 3, "items": False}},
+    {"type": "null"}]
+_VERSION_SCHEMA = [{"type": "integer", "minimum": 0, "maximum": 2**53}, {"type": "null"}]
+
+
 class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
-    """An operator's decision. The deciding user is the bearer token's user, never a body field."""
+    """An operator's decision. The deciding user is the bearer token's user, never a body field.
+
+    The schemas of ``cells`` and ``expected_version`` are written out for the document: Litestar drops the
+    bounds of a tuple's members and of an optional integer.
+    """
 
     action: Literal["accept", "reject"]
-    comment: Annotated[str, msgspec.Meta(max_length=4000)]
-    cells: list[tuple[str, Annotated[int, msgspec.Meta(ge=0, le=2**31)], Annotated[int, msgspec.Meta(ge=0, le=2**31)]]] | None = None  # (slot time ISO-8601 Z, iy, ix); omit: all open cells
-    expected_version: Annotated[int, msgspec.Meta(ge=0, le=2**53)] | None = None  # the item version the operator looked at (optimistic concurrency)
+    comment: Annotated[str, msgspec.Meta(max_length=4000, extra_json_schema={"extra": {"min_length": 1,
+                                                                                      "pattern": r"\S"}})]
+    # (slot time ISO-8601 Z, iy, ix); omit: all open cells
+    cells: Annotated[
+        list[tuple[str, Annotated[int, msgspec.Meta(ge=0, le=2**31)], Annotated[int, msgspec.Meta(ge=0, le=2**31)]]]
+        | None, msgspec.Meta(extra_json_schema={"extra": {"one_of": _CELLS_SCHEMA}})] = None
+    # the item version the operator looked at (optimistic concurrency)
+    expected_version: Annotated[Annotated[int, msgspec.Meta(ge=0, le=2**53)] | None, msgspec.Meta(
+        extra_json_schema={"extra": {"one_of": _VERSION_SCHEMA, "maximum": None, "minimum": None}})] = None
 
 
 class DecisionOut(msgspec.Struct):
@@ -85,6 +101,15 @@ class DecisionOut(msgspec.Struct):
     item_version: int
     n_cells: int
     writeback: str
+
+
+class UserIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new API user (admin). The name is stripped; the rule (``forecast.db.users.NAME_RULE``) is checked by the
+    handler and the users store, and stated in the document by this field's schema."""
+
+    name: Annotated[str, msgspec.Meta(extra_json_schema={"extra": {
+        "min_length": 1, "max_length": 128, "pattern": r"^[^/]*[^\s/][^/]*$"}})]
+    role: Literal["reader", "operator", "admin"]
 
 
 class ItemsDoc(msgspec.Struct):
@@ -110,22 +135,6 @@ class ReadyDoc(msgspec.Struct):
     ready: bool
     checks: dict[str, Any]
 
-
-def problem_specs(*codes: int) -> dict[int, ResponseSpec]:
-    text = {400: "Bad input: the detail names the parameter and the part at fault.",
-            401: "Missing or invalid bearer token.", 403: "The token's role is too low for this route.",
-            404: "Nothing there: the detail says what exists.", 409: "Someone decided first, or four-eyes.",
-            413: "Request body too large.", 422: "The request body is invalid.", 503: "Not ready."}
-    return {c: ResponseSpec(data_container=ProblemDoc, description=text.get(c, "Problem details"),
-                            media_type=PROBLEM_MEDIA, generate_examples=False,
-                            examples=[Example(summary=f"HTTP {c}", value={
-                                "type": "https://forecast.example.org/problems/bad-request", "title": "Bad request",
-                                "status": c, "detail": "coords: the point (3.000, 40.000) lies outside the grid, "
-                                "which covers lon 5.867..9.850, lat 50.326..52.748"})]) for c in codes}
-
-
-NOT_MODIFIED = {304: ResponseSpec(data_container=None, description="Not modified (If-None-Match matched the ETag).",
-                                  generate_examples=False)}
 
 POSITION_EXAMPLE = {
     "type": "Coverage",

@@ -1,6 +1,6 @@
 """What the API reads and writes, opened lazily so that the app starts (and says it is not ready)
 before the stores or the database exist: catalogs, the observation and forecast stores, the review
-queue, the users table and the model registry."""
+queue, the users table and the model registry; and the bearer-token lookups of ``api.auth``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Any
 
+from api.auth import TokenCache
+from api.readers import ForecastReader, ObservationReader
 from forecast.catalog import Catalog
 from forecast.settings import Settings
 
@@ -25,12 +27,9 @@ class Services:
         self._catalogs: dict[str, Catalog] | None = None
         self._catalogs_at = 0.0
         self.started_at = time.time()
-        from api.obs_reader import ObservationReader
-
         self.observations = ObservationReader(settings, self)
-        from api.forecast_reader import ForecastReader
-
         self.forecasts = ForecastReader(settings, self)
+        self.token_cache = TokenCache()
 
     # -- catalogs -------------------------------------------------------------------------------
     def catalogs(self) -> dict[str, Catalog]:
@@ -78,7 +77,7 @@ class Services:
             with self._lock:
                 if self._registry is None:
                     try:
-                        from forecast.registry.store import ModelRegistry
+                        from forecast.registry import ModelRegistry
                     except ImportError:
                         return None
                     self._registry = ModelRegistry(self.settings.db_url, self.settings.models_dir)

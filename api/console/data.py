@@ -21,7 +21,7 @@ from cachetools import LRUCache
 
 from api.console import render
 from forecast.stores import forecast_store_for, open_observations, store_for
-from forecast.timeutil import iso, parse_duration, to_epoch
+from forecast.timeutil import iso, to_epoch
 
 log = logging.getLogger(__name__)
 
@@ -553,17 +553,8 @@ class ConsoleData:
 
 
 def expected_latency(cat) -> tuple[int, str]:
-    """The feed's expected latency in seconds (catalog ``feed.expected_latency``; one time step when absent)."""
-    feed = getattr(cat, "feed", None)
-    value = getattr(feed, "expected_latency", None) if feed is not None else None
-    if value is None and isinstance(feed, dict):
-        value = feed.get("expected_latency")
-    if value is not None:
-        try:
-            return int(parse_duration(value).total_seconds()), "catalog feed.expected_latency"
-        except (ValueError, TypeError):
-            log.warning("console: %s feed.expected_latency %r is not a duration; using one time step", cat.id, value)
-    return int(cat.time.step_seconds or 0), "one time step (the catalog names no feed.expected_latency)"
+    """The feed's expected latency in seconds (the catalog's ``feed.expected_latency``) and where it came from."""
+    return int(cat.feed.seconds("expected_latency")), "catalog feed.expected_latency"
 
 
 def _strip(ds, v: str, times: list[int], step: int, latency_s: int, now_s: int, first: int | None) -> QualityStrip:

@@ -125,8 +125,8 @@ def _scale(name: str, units: str, standard_name: str, lo: float, hi: float) -> C
 def scale_for(variable_id: str, variable) -> ColourScale:
     """The fixed colour scale of a catalog variable: radar classes for precipitation, otherwise linear over
     the span of the climatological record (the physical range where no record is given)."""
-    rec = variable.climatological_record
-    lo_hi = [min(rec.min) if rec.min else None, max(rec.max) if rec.max else None]
+    rmin, rmax = variable.record_min, variable.record_max
+    lo_hi = [min(rmin) if rmin else None, max(rmax) if rmax else None]
     lo = lo_hi[0] if lo_hi[0] is not None else variable.physical_range[0]
     hi = lo_hi[1] if lo_hi[1] is not None else variable.physical_range[1]
     if lo_hi[0] is None and lo_hi[1] is not None:  # only a maximum record: start the scale at the physical low

@@ -211,11 +211,10 @@ def _tests(cat, item) -> list[dict]:
         if name == "physical_range" and var is not None:
             params.setdefault("range", list(var.physical_range))
         if name == "climatology" and var is not None:
-            rec = var.climatological_record
-            if rec.max:
-                params["record max (month of the peak)"] = rec.max[month - 1]
-            if rec.min:
-                params["record min (month of the peak)"] = rec.min[month - 1]
+            if var.record_max:
+                params["record max (month of the peak)"] = var.record_max[month - 1]
+            if var.record_min:
+                params["record min (month of the peak)"] = var.record_min[month - 1]
             params.pop("record_max", None)
             params.pop("record_min", None)
         out.append({"name": name, "text": TEST_TEXT.get(name, name), "params": params})

@@ -26,7 +26,8 @@ from forecast.db.tables import api_users
 from forecast.errors import BadInputError
 from forecast.timeutil import iso as iso_
 
-__all__ = ["ROLES", "User", "UserStore", "UnknownUserError", "hash_token", "role_allows"]
+__all__ = ["NAME_RULE", "ROLES", "User", "UserExistsError", "UserStore", "UnknownUserError", "hash_token",
+           "role_allows"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ ROLES = ("reader", "operator", "admin")
 TOKEN_PREFIX = "fcst_"
 
 users_table = api_users
+
+
+#: what a user name may be (the API uses it as a path segment: /users/{name})
+NAME_RULE = "1 to 128 characters, not blank, without '/' (a name is a path segment of /users/{name})"
+
+
+class UserExistsError(BadInputError):
+    """An active user of that name exists (revoke it first); a conflict with the table, not a bad request."""
 
 
 class UnknownUserError(BadInputError, KeyError):
@@ -98,9 +107,9 @@ class UserStore(SQLStore):
         Raises:
             BadInputError: empty name, unknown role, or an active user of that name exists.
         """
-        name = (name or "").strip()
-        if not name or len(name) > 128:
-            raise BadInputError(f"a user name must be 1 to 128 characters, got {name!r}")
+        if not isinstance(name, str) or "/" in name or len(name) > 128 or not name.strip():
+            raise BadInputError(f"a user name must be {NAME_RULE}, got {name!r}", param="name")
+        name = name.strip()
         if role not in ROLES:
             raise BadInputError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -109,7 +118,7 @@ class UserStore(SQLStore):
         with self._write.begin() as conn:
             old = conn.execute(select(users_table).where(users_table.c.name == name)).mappings().first()
             if old is not None and old["revoked_at"] is None:
-                raise BadInputError(
+                raise UserExistsError(
                     f"user {name!r} already exists with role {old['role']}; revoke it first to issue a new token"
                 )
             try:
@@ -118,7 +127,7 @@ class UserStore(SQLStore):
                 else:
                     conn.execute(update(users_table).where(users_table.c.name == name).values(**row))
             except IntegrityError:
-                raise BadInputError(f"user {name!r} was created by someone else at the same moment") from None
+                raise UserExistsError(f"user {name!r} was created by someone else at the same moment") from None
         log.info("user %s added with role %s by %s", name, role, by)
         return self.get(name), token
 

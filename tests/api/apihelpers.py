@@ -4,22 +4,24 @@ observations with a record storm (ingested, QC'd, one review item), two forecast
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 
-import importlib.util
-import sys
-
-_root = Path(__file__).resolve().parents[1] / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_root_conftest", _root)
-_rc = sys.modules.get("_root_conftest") or importlib.util.module_from_spec(_spec)
-if "_root_conftest" not in sys.modules:
-    sys.modules["_root_conftest"] = _rc
-    _spec.loader.exec_module(_rc)
-small_doc, write_catalog = _rc.small_doc, _rc.write_catalog
+# tests/conftest.py, loaded once under its own name (pytest imports it as ``conftest``, as it does this
+# folder's conftest.py: the name cannot be imported from here)
+_path = Path(__file__).resolve().parents[1] / "conftest.py"
+root_conftest = sys.modules.get("_root_conftest")
+if root_conftest is None:
+    _spec = importlib.util.spec_from_file_location("_root_conftest", _path)
+    root_conftest = importlib.util.module_from_spec(_spec)
+    sys.modules["_root_conftest"] = root_conftest
+    _spec.loader.exec_module(root_conftest)
+small_doc, write_catalog = root_conftest.small_doc, root_conftest.write_catalog
 
 START = datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
 INITS = [datetime(2026, 7, 15, 13, 0, tzinfo=timezone.utc), datetime(2026, 7, 15, 13, 5, tzinfo=timezone.utc)]
@@ -80,13 +82,12 @@ def auth(world, role: str) -> dict[str, str]:
 
 def build_world(tmp):
     from forecast.catalog import load_catalog
-    from forecast.stores.forecasts import ForecastStore
-    from forecast.ingest.batch import ingest
-    from forecast.quality.run import run_qc
-    from forecast.synthetic.generate import generate_sample
-    from forecast.stores import ObservationStore
     from forecast.db.users import UserStore
+    from forecast.ingest import ingest
+    from forecast.quality import run_qc
     from forecast.review import ReviewQueue
+    from forecast.stores import ForecastStore, ObservationStore
+    from forecast.synthetic import generate_sample
 
     doc = small_doc("radar_precip", ny=64, nx=64)
     cat = load_catalog(write_catalog(tmp / "catalogs", doc))
@@ -112,8 +113,6 @@ def build_world(tmp):
             tokens[role if name not in ("olga",) else "operator2"] = users.add(name, role, by="test")[1]
     return {"tmp": tmp, "home": home, "catalog": cat, "manifest": manifest, "db": db, "tokens": tokens,
             "store": store, "fstore": fstore}
-
-
 
 
 def lonlat_of(cat, iy: int, ix: int) -> tuple[float, float]:

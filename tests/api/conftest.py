@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
-from apihelpers import _rc, build_world, settings_for
+from apihelpers import build_world, root_conftest, settings_for
 
 # pytest imports every conftest.py as the module ``conftest``: the tests beside the root conftest do
 # ``from conftest import ROOT, small_doc, ...``, so this one re-exports the root's helpers.
-ROOT, T0, catalog_doc, small_doc, write_catalog = _rc.ROOT, _rc.T0, _rc.catalog_doc, _rc.small_doc, _rc.write_catalog
+ROOT, T0, catalog_doc = root_conftest.ROOT, root_conftest.T0, root_conftest.catalog_doc
+small_doc, write_catalog = root_conftest.small_doc, root_conftest.write_catalog
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +24,6 @@ def client(world):
 
     with TestClient(create_app(settings_for(world))) as c:
         yield c
-
-
 
 
 def pytest_configure(config):

@@ -4,10 +4,10 @@ pending, conflicts naming who and when, audit."""
 from __future__ import annotations
 
 import pytest
+from apihelpers import auth, settings_for
 from litestar.testing import TestClient
 
 from api.app import create_app
-from apihelpers import auth, settings_for
 
 
 @pytest.fixture

@@ -358,21 +358,18 @@ def test_quality_page_counts_late_missing_and_revised(world, client):
     assert r.text.count('class="slot slot-late"') == len(m["batches"]["late"])
     assert r.text.count('class="slot slot-revised"') == len(m["batches"]["revised"])
     assert r.text.count('class="slot slot-missing"') == len(m["missing"])
-    assert "one time step (the catalog names no feed.expected_latency)" in r.text
+    assert "catalog feed.expected_latency" in r.text
 
 
-def test_quality_reads_the_feed_latency_when_the_catalog_has_one(world):
-    from types import SimpleNamespace
-
+def test_quality_reads_the_feed_latency_of_the_catalog():
     from api.console.data import expected_latency
+    from forecast.catalog import parse_catalog
+    from testkit import small_doc
 
-    cat = SimpleNamespace(id="x", feed=SimpleNamespace(expected_latency="2min"),
-                          time=SimpleNamespace(step_seconds=300))
-    assert expected_latency(cat) == (120, "catalog feed.expected_latency")
-    cat.feed = {"expected_latency": "90s"}
-    assert expected_latency(cat)[0] == 90
-    cat.feed = SimpleNamespace(expected_latency="soon")
-    assert expected_latency(cat)[0] == 300
+    doc = small_doc("radar_precip")
+    assert expected_latency(parse_catalog(doc, "x")) == (120, "catalog feed.expected_latency")  # the default
+    doc["feed"] = {"expected_latency": "90s"}
+    assert expected_latency(parse_catalog(doc, "x"))[0] == 90
 
 
 def test_monitor_page_says_monitoring_is_not_there_yet(world, client):

@@ -5,8 +5,8 @@ regular grid (indexed arithmetically from lon/lat through a cached pyproj transf
 inits and their provenance. The branch head is looked up at most every ``api_head_check_s`` seconds,
 so a new forecast is visible within about a second. A point query reads one chunk per array (all
 lead times of a 32 x 32 tile; a point query's chunks are fetched concurrently with zarr's async API);
-decoded chunks stay in a small LRU keyed by (run, array, init,
-produced_at, tile), so a re-written init is never served stale.
+decoded chunks stay in a byte-bounded LRU keyed by (run, array, init, produced_at, tile), so a
+re-written init is never served stale.
 """
 
 from __future__ import annotations
@@ -14,51 +14,42 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+from cachetools import LRUCache
 
-from api._common import HeadReader
-from api.geo import Grid, iso
+from api.grid import Grid
 from api.problems import Problem
+from api.readers.base import HeadReader
+from forecast.stores import PRODUCTION
+from forecast.timeutil import iso
 
-PRODUCTION = "production"
-ANNOTATIONS = ("ok", "extreme", "implausible", "degraded_inputs")
 CHUNK_CACHE_BYTES = 256 * 2**20
+MEMO_ITEMS = 4096  # small derived values per view (provenance, valid times, templates, ...)
+
+
+def _nbytes(a: np.ndarray) -> int:
+    return a.nbytes
 
 
 class ChunkCache:
-    """A byte-bounded LRU of decoded chunks (thread-safe)."""
+    """Decoded chunks, least recently used out first, bounded by their bytes (``cachetools.LRUCache``
+    sized by ``nbytes``, behind a lock: cachetools' caches are not thread-safe)."""
 
     def __init__(self, max_bytes: int = CHUNK_CACHE_BYTES):
-        self.max_bytes = max_bytes
-        self._d: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._bytes = 0
+        self._lru: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=_nbytes)
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: tuple) -> np.ndarray | None:
         with self._lock:
-            a = self._d.get(key)
-            if a is not None:
-                self._d.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-            return a
+            return self._lru.get(key)
 
     def put(self, key: tuple, a: np.ndarray) -> None:
         with self._lock:
-            if key in self._d:
-                return
-            self._d[key] = a
-            self._bytes += a.nbytes
-            while self._bytes > self.max_bytes and self._d:
-                _, old = self._d.popitem(last=False)
-                self._bytes -= old.nbytes
+            if key not in self._lru and a.nbytes <= self._lru.maxsize:
+                self._lru[key] = a
 
 
 @dataclass
@@ -80,22 +71,27 @@ class RunView:
     arrays: dict[str, Any]
     tile: tuple[int, int]
     group: Any
-    _prov: dict[int, dict] = field(default_factory=dict)
-    _times: dict[int, list[str]] = field(default_factory=dict)
     _produced: dict[int, int] = field(default_factory=dict)
-    _memo: dict[tuple, Any] = field(default_factory=dict)
+    _memo: LRUCache = field(default_factory=lambda: LRUCache(MEMO_ITEMS))
+    _memo_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._produced = dict(zip(self.written.tolist(), self.produced.tolist()))
 
-    def memo(self, key: tuple, make):
-        """Per-view memo of small derived values (months of valid times, records, ...)."""
-        v = self._memo.get(key)
+    def memo(self, key: tuple, make: Callable[[], Any]):
+        """Per-view memo of small derived values (provenance, valid times, months, records, templates):
+        ``make()`` once per key while the key stays among the ``MEMO_ITEMS`` most recently used."""
+        with self._memo_lock:
+            v = self._memo.get(key)
         if v is None:
-            if len(self._memo) > 4096:
-                self._memo.clear()
-            v = self._memo[key] = make()
+            v = make()
+            self.remember(key, v)
         return v
+
+    def remember(self, key: tuple, value: Any) -> None:
+        """Set (or replace) a memo entry."""
+        with self._memo_lock:
+            self._memo[key] = value
 
     @property
     def collection_id(self) -> str:
@@ -112,20 +108,16 @@ class RunView:
         return self._produced.get(idx, 0)
 
     def provenance(self, idx: int) -> dict | None:
-        p = self._prov.get(idx)
-        if p is None:
-            text = str(self.group["provenance"][idx])
-            p = json.loads(text) if text else {}
-            self._prov[idx] = p
-        return p or None
+        """The provenance record of the init at ``idx`` (None when it has none)."""
+        return self.memo(("provenance", idx), lambda: self._read_provenance(idx)) or None
+
+    def _read_provenance(self, idx: int) -> dict:
+        text = str(self.group["provenance"][idx])
+        return json.loads(text) if text else {}
 
     def valid_times(self, idx: int) -> list[str]:
-        t = self._times.get(idx)
-        if t is None:
-            base = self.init_s(idx)
-            t = [iso(base + int(s)) for s in self.leads]
-            self._times[idx] = t
-        return t
+        """ISO valid times of every lead time of the init at ``idx``."""
+        return self.memo(("valid-times", idx), lambda: [iso(self.init_s(idx) + int(s)) for s in self.leads])
 
     def init_index_of(self, t_s: int, param: str) -> int:
         off = t_s - self.start_s
@@ -145,12 +137,7 @@ class RunView:
         """(init index, boolean mask over lead times) for a query's init_time / datetime (the mask is
         read-only: the default choice, the latest init with all lead times, is shared)."""
         if init_time is None and interval is None and len(self.written):
-            d = self._memo.get("default-choice")
-            if d is None:
-                mask = np.ones(len(self.leads), bool)
-                mask.flags.writeable = False
-                d = self._memo["default-choice"] = (int(self.written[-1]), mask)
-            return d
+            return self.memo(("default-choice",), self._default_choice)
         if not len(self.written):
             raise Problem(404, f"{self.collection_id} holds no forecast yet")
         if init_time is not None:
@@ -187,8 +174,16 @@ class RunView:
         return idx, mask
 
 
+    def _default_choice(self) -> tuple[int, np.ndarray]:
+        mask = np.ones(len(self.leads), bool)
+        mask.flags.writeable = False
+        return int(self.written[-1]), mask
+
+
 class ForecastReader(HeadReader):
-    _what = "forecast store"
+    """The forecast store as the API reads it: runs, one ``RunView`` per run and snapshot, chunk reads."""
+
+    what = "forecast store"
 
     def __init__(self, settings, services=None):
         super().__init__(settings, services)
@@ -197,15 +192,15 @@ class ForecastReader(HeadReader):
         self.chunks = ChunkCache()
 
     # -- store and snapshot -----------------------------------------------------------------------
-    def _open_store(self):
-        from forecast.stores.forecasts import ForecastStore
+    def open_store(self):
+        from forecast.stores import ForecastStore
 
         return ForecastStore(self.settings.forecast_store_location, lock_timeout=self.settings.lock_timeout)
 
-    def _location(self) -> str:
+    def location(self) -> str:
         return self.settings.forecast_store_location
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         self._views = {}
         self._runs = None
         self._session = None
@@ -221,7 +216,7 @@ class ForecastReader(HeadReader):
         head = self.head()
         if head is None:
             return []
-        with self._lock:
+        with self.lock:
             if self._runs is None:
                 import zarr
 
@@ -243,7 +238,7 @@ class ForecastReader(HeadReader):
         if key not in self.runs():
             known = ", ".join(f"{d}/{r}" for d, r in self.runs()) or "none"
             raise Problem(404, f"no forecasts of {dataset!r} run {run!r} (the store holds: {known})")
-        with self._lock:
+        with self.lock:
             v = self._views.get(key)
             if v is None or v.snapshot != head:
                 v = self._open(head, dataset, run)

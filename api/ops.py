@@ -10,13 +10,14 @@ import anyio
 from litestar import Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
+from api.openapi import problem_specs
 from api.schemas import HealthDoc, ReadyDoc
 from forecast.timeutil import iso
 
 STALE_CYCLES = 3  # a forecast older than this many init steps is stale
 
 
-@get("/health", tags=["ops"], summary="Liveness")
+@get("/health", tags=["ops"], summary="Liveness", responses=problem_specs(500))
 async def health(request: Request) -> HealthDoc:
     """The process is alive (nothing else is checked)."""
     return HealthDoc(status="ok", uptime_s=round(time.time() - request.app.state.services.started_at, 3))
@@ -74,7 +75,8 @@ def _checks(request: Request) -> tuple[bool, dict[str, Any]]:
 
 
 @get("/ready", tags=["ops"], summary="Readiness",
-     responses={503: ResponseSpec(data_container=ReadyDoc, description="Not ready: the checks say what is missing.")})
+     responses={503: ResponseSpec(data_container=ReadyDoc, description="Not ready: the checks say what is missing."),
+                **problem_specs(500)})
 async def ready(request: Request) -> Response[ReadyDoc]:
     """Stores and database reachable (200) or not (503); each forecast collection's latest init age
     against its cycle (``stale`` beyond 3 cycles: reported as degraded, still ready)."""
@@ -83,7 +85,8 @@ async def ready(request: Request) -> Response[ReadyDoc]:
                     headers={"Cache-Control": "no-store"})
 
 
-@get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+@get("/metrics", tags=["ops"], summary="Prometheus metrics", media_type="text/plain; version=0.0.4",
+     responses=problem_specs(500))
 async def metrics(request: Request) -> Response[str]:
     """Request latency histogram per route, request counts by status, latest forecast age, review queue
     size by state, QC flag counts by dataset."""

@@ -13,33 +13,34 @@ log = logging.getLogger("api")
 class HeadReader:
     """Base of the observation and forecast readers.
 
-    Subclasses define ``_open_store`` (the store object), ``_location`` (for the log) and
-    ``_forget`` (drop what was cached for the previous snapshot); ``_what`` names the store.
+    Subclasses define ``open_store`` (the store object), ``location`` (for the log) and ``forget``
+    (drop what was cached for the previous snapshot); ``what`` names the store. ``lock`` guards the
+    subclass's per-snapshot state.
     """
 
-    _what = "store"
+    what = "store"
 
     def __init__(self, settings, services=None):
         self.settings = settings
         self.services = services
+        self.lock = threading.RLock()
         self._store = None
         self._head: str | None = None
         self._head_at = -1e9
-        self._lock = threading.RLock()
 
-    def _open_store(self):  # pragma: no cover - abstract
+    def open_store(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _location(self) -> str:  # pragma: no cover - abstract
+    def location(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         """Drop the per-snapshot caches (called under the lock when the head moves)."""
 
     @property
     def store(self):
         if self._store is None:
-            self._store = self._open_store()
+            self._store = self.open_store()
         return self._store
 
     def exists(self) -> bool:
@@ -53,7 +54,7 @@ class HeadReader:
         now = time.monotonic()
         if not force and now - self._head_at < self.settings.api_head_check_s:
             return self._head
-        with self._lock:
+        with self.lock:
             if not force and now - self._head_at < self.settings.api_head_check_s:
                 return self._head
             head = None
@@ -61,9 +62,9 @@ class HeadReader:
                 try:
                     head = self.store.head()
                 except Exception as e:  # noqa: BLE001 - an unreadable store is "no data" + not ready
-                    log.warning("%s %s cannot be read: %s", self._what, self._location(), e)
+                    log.warning("%s %s cannot be read: %s", self.what, self.location(), e)
             if head != self._head:
-                self._forget()
+                self.forget()
                 self._head = head
             self._head_at = now
             return head

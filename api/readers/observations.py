@@ -5,25 +5,19 @@ an explicit slot range so that no request scans the whole time axis."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import numpy as np
 
-from api._common import HeadReader
-from api.geo import Grid, iso
+from api.grid import Grid
 from api.problems import Problem
-from qc.flags import QCFlag, TestBit
-
-FLAG_NAMES = {int(f): f.name for f in QCFlag}
-_BITS = [(int(b), b.name.lower()) for b in TestBit]
-
-
-def test_names(mask: int) -> list[str]:
-    return [name for bit, name in _BITS if mask & bit]
+from api.readers.base import HeadReader
+from forecast.timeutil import from_epoch, iso
 
 
 @dataclass
 class ObsView:
+    """One dataset of the observation store at one snapshot: its stored catalog, grid and slot range."""
+
     snapshot: str
     dataset: str
     catalog: object
@@ -81,29 +75,32 @@ def _ceil_slot(t, s: int) -> int | None:
 
 
 class ObservationReader(HeadReader):
-    _what = "observation store"
+    """The observation store as the API reads it: datasets, one ``ObsView`` per dataset and snapshot,
+    values with flags over a slot range (as-of aware)."""
+
+    what = "observation store"
 
     def __init__(self, settings, services=None):
         super().__init__(settings, services)
         self._views: dict[str, ObsView] = {}
         self._datasets: list[str] | None = None
 
-    def _open_store(self):
+    def open_store(self):
         from forecast.stores import ObservationStore
 
         return ObservationStore(self.settings.observation_store, lock_timeout=self.settings.lock_timeout)
 
-    def _location(self) -> str:
+    def location(self) -> str:
         return self.settings.observation_store
 
-    def _forget(self) -> None:
+    def forget(self) -> None:
         self._views, self._datasets = {}, None
 
     def datasets(self) -> list[str]:
         head = self.head()
         if head is None:
             return []
-        with self._lock:
+        with self.lock:
             if self._datasets is None:
                 import zarr
 
@@ -124,7 +121,7 @@ class ObservationReader(HeadReader):
                                f"(it holds: {', '.join(self.datasets()) or 'none'})")
         import zarr
 
-        with self._lock:
+        with self.lock:
             session = self.store.readonly(head)
             cat = self.store.stored_catalog(session, dataset)
             g = zarr.open_group(session.store, path=dataset, mode="r")
@@ -142,9 +139,8 @@ class ObservationReader(HeadReader):
         from forecast.stores import open_observations
 
         t = view.catalog.time
-        start = datetime.fromtimestamp(int(t.label(lo)), tz=timezone.utc)
-        end = datetime.fromtimestamp(int(t.label(hi)), tz=timezone.utc)
-        as_of = datetime.fromtimestamp(as_of_s, tz=timezone.utc) if as_of_s is not None else None
+        start, end = from_epoch(t.label(lo)), from_epoch(t.label(hi))
+        as_of = from_epoch(as_of_s) if as_of_s is not None else None
         ds = open_observations(view.dataset, as_of=as_of, start=start, end=end, store=self.store, snapshot=view.snapshot)
         iy0, iy1, ix0, ix1 = window
         sub = ds.isel(y=slice(iy0, iy1), x=slice(ix0, ix1))

@@ -1,10 +1,10 @@
-"""Observation queries: values with QC flags and the tests that raised them; as-of reads."""
+"""Observation queries (api.edr.observations): values with QC flags and the tests that raised them; as-of
+reads; area; bad inputs."""
 
 from __future__ import annotations
 
-from covjson_pydantic.coverage import Coverage
-
 from apihelpers import P, lonlat_of
+from covjson_pydantic.coverage import Coverage
 
 C = "/collections/radar_precip.observations"
 

@@ -1,5 +1,5 @@
-"""Builders of the data documents: CoverageJSON (with ``fcst:`` namespaced members), compact JSON and
-NetCDF, for forecast and observation queries. Plain dicts and lists, encoded by msgspec."""
+"""Builders of the data documents: CoverageJSON (with ``fcst:`` namespaced members), the compact JSON's
+grid member and NetCDF, for forecast and observation queries. Plain dicts and lists, encoded by msgspec."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ import io
 import math
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from api.geo import Grid
+from api.grid import Grid
 
+JSON_MEDIA = "application/json"
+COVJSON_MEDIA = "application/prs.coverage+json"
+NETCDF_MEDIA = "application/x-netcdf"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 TEMPORAL = {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}}
 NERC = "http://vocab.nerc.ac.uk/standard_name/{}/"
+
+
+encode = msgspec.json.Encoder().encode
+"""JSON bytes of a document (msgspec keeps dict order: the point templates rely on it)."""
 
 
 def floats(a: np.ndarray) -> list[float | None]:
@@ -56,8 +64,7 @@ def catalog_parameters(catalog, names: list[str], units: dict[str, str] | None =
         var = catalog.variables.get(n) if catalog is not None else None
         rec = None
         if var is not None:
-            r = var.climatological_record
-            rec = {k: v for k, v in (("min", r.min), ("max", r.max)) if v is not None}
+            rec = {k: v for k, v in (("min", var.record_min), ("max", var.record_max)) if v is not None} or None
         out[n] = parameter(n, units=(units or {}).get(n) or (var.units if var else None),
                            standard_name=var.standard_name if var else None,
                            long_name=(var.long_name if var else None), physical_range=var.physical_range if var else None,
@@ -111,6 +118,13 @@ def grid_coverage(*, grid: Grid, iy0: int, iy1: int, ix0: int, ix1: int, times: 
     }
     doc.update(members)
     return doc
+
+
+def grid_member(grid: Grid, iy0: int, iy1: int, ix0: int, ix1: int, n_times: int) -> dict[str, Any]:
+    """The compact JSON's ``grid`` member: axes of the window, its origin and shape (t, y, x)."""
+    return {"crs": grid.crs, "x": (grid.x0 + grid.dx * np.arange(ix0, ix1)).tolist(),
+            "y": (grid.y0 + grid.dy * np.arange(iy0, iy1)).tolist(), "iy0": iy0, "ix0": ix0,
+            "shape": [n_times, iy1 - iy0, ix1 - ix0], "axis_order": ["t", "y", "x"]}
 
 
 def to_netcdf(*, grid: Grid, iy0: int, iy1: int, ix0: int, ix1: int, times_s: np.ndarray,

@@ -1,19 +1,72 @@
-"""Query parsing for EDR-style requests (WKT coordinates, bbox, datetime intervals) and the regular
-projected grid they index into. Every error is a ``Problem`` naming the parameter and the part at fault."""
+"""The EDR query parameters: how the OpenAPI document declares them and how a request's values are parsed
+(WKT coordinates, bbox, datetime instants and intervals, parameter names, output format, size limits).
+Every error is a ``Problem`` naming the parameter and the part at fault.
+
+The declarations sit beside the parsers so that the documented rule and the enforced one are read together.
+Parameters are declared ``str | None`` and checked here rather than by Litestar, so that a missing
+``coords`` gets this module's sentence (with an example) instead of the framework's; the schema is
+overridden to what the API really takes (a plain string, ``required`` where the parser requires it).
+"""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from typing import Annotated
 
-import numpy as np
-
+from api.edr.responses import NETCDF_MEDIA
+from api.openapi import query_param
 from api.problems import Problem
-from forecast.timeutil import iso, parse_time  # noqa: F401 - iso is re-exported to the routes
+from forecast.timeutil import parse_time, to_epoch
 
+POINT_FORMATS = ("covjson", "json")
+AREA_FORMATS = ("covjson", "json", "netcdf")
+
+
+# -- declarations (what the OpenAPI document says) --------------------------------------------------------
+PointCoords = Annotated[str | None, query_param(
+    "coords", "WKT point in lon/lat (CRS84): POINT(lon lat). Required. A point outside the collection's grid "
+    "(its extent is in /collections/{collection_id}) is a 400 naming the extent.", required=True, minLength=1,
+    examples=("POINT(10.1 49.4)",))]
+AreaCoords = Annotated[str | None, query_param(
+    "coords", "WKT polygon in lon/lat (CRS84): POLYGON((lon lat, ...)) or MULTIPOLYGON. Required. At most "
+    "api_max_cells grid cells and api_max_values values per request (400 beyond).", required=True, minLength=1,
+    examples=("POLYGON((10 49.3, 10.1 49.3, 10.1 49.4, 10 49.4, 10 49.3))",))]
+Bbox = Annotated[str | None, query_param(
+    "bbox", "minlon,minlat,maxlon,maxlat (CRS84). Required. Size limits as for area.", required=True,
+    minLength=1, examples=("10.0,49.3,10.1,49.4",))]
+ParamNames = Annotated[str | None, query_param(
+    "parameter-name", "Comma-separated parameters (default: all of the collection's; names it does not hold "
+    "are a 400 listing the valid ones).")]
+Datetime = Annotated[str | None, query_param(
+    "datetime", "Valid time instant or interval T1/T2 (ISO-8601, either end may be '..'); default: the latest "
+    "forecast / the latest observation slots.", examples=("2026-07-15T13:30:00Z/2026-07-15T13:40:00Z",))]
+InitTime = Annotated[str | None, query_param(
+    "init_time", "Forecast initialisation time (ISO-8601); default: the latest.")]
+AsOf = Annotated[str | None, query_param(
+    "as_of", "Observations: answer from the data as known at this time (ISO-8601).")]
+PointFormat = Annotated[str | None, query_param(
+    "f", "Output format: covjson (default) or json; empty means the default.", enum=[*POINT_FORMATS, ""])]
+AreaFormat = Annotated[str | None, query_param(
+    "f", "Output format: covjson (default), json or netcdf; empty means the default (netcdf when the Accept "
+    "header asks for application/x-netcdf).", enum=[*AREA_FORMATS, ""])]
+
+
+# -- formats ---------------------------------------------------------------------------------------------------
+
+def parse_format(f: str | None, allowed: tuple[str, ...], accept: str) -> str:
+    """The output format of ``f`` (absent or empty: covjson, or netcdf when ``accept`` asks for it)."""
+    if f is None or f == "":
+        if NETCDF_MEDIA in accept and "netcdf" in allowed:
+            return "netcdf"
+        return "covjson"
+    if f not in allowed:
+        raise Problem(400, f"f: unknown or unsupported format {f!r} for this query; valid formats: {', '.join(allowed)}")
+    return f
+
+
+# -- geometry ----------------------------------------------------------------------------------------------------
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _POINT_RE = re.compile(rf"^\s*POINT\s*\(\s*({_NUM})\s+({_NUM})\s*\)\s*$", re.IGNORECASE)
 
@@ -104,12 +157,19 @@ def parse_bbox(text: str | None, param: str = "bbox"):
     return box(*vals)
 
 
+# -- times -------------------------------------------------------------------------------------------------------
+
 def parse_instant(text: str, param: str, part: str | None = None) -> datetime:
     where = f"{param}" + (f" ({part})" if part else "")
     try:
         return parse_time(text)
     except ValueError:
         raise Problem(400, f"{where}: {text!r} is not an ISO-8601 time like 2026-07-15T12:00:00Z") from None
+
+
+def parse_optional_instant(text: str | None, param: str) -> int | None:
+    """Epoch seconds of an optional instant parameter (absent or blank: None)."""
+    return None if text is None or not text.strip() else to_epoch(parse_instant(text, param))
 
 
 def parse_datetime(text: str | None, param: str = "datetime") -> tuple[int | None, int | None] | None:
@@ -122,16 +182,18 @@ def parse_datetime(text: str | None, param: str = "datetime") -> tuple[int | Non
         if len(parts) != 2:
             raise Problem(400, f"{param}: an interval has exactly one '/', got {text!r}")
         a, b = parts
-        lo = None if a.strip() in ("..", "") else int(parse_instant(a, param, "start of the interval").timestamp())
-        hi = None if b.strip() in ("..", "") else int(parse_instant(b, param, "end of the interval").timestamp())
+        lo = None if a.strip() in ("..", "") else to_epoch(parse_instant(a, param, "start of the interval"))
+        hi = None if b.strip() in ("..", "") else to_epoch(parse_instant(b, param, "end of the interval"))
         if lo is None and hi is None:
             raise Problem(400, f"{param}: an interval needs at least one end, got {text!r}")
         if lo is not None and hi is not None and lo > hi:
             raise Problem(400, f"{param}: the start of the interval is after its end ({text!r})")
         return lo, hi
-    t = int(parse_instant(text, param).timestamp())
+    t = to_epoch(parse_instant(text, param))
     return t, t
 
+
+# -- names and sizes ---------------------------------------------------------------------------------------------
 
 def parse_names(text: str | None, valid: list[str], param: str = "parameter-name") -> list[str]:
     if text is None or not text.strip():
@@ -143,113 +205,12 @@ def parse_names(text: str | None, valid: list[str], param: str = "parameter-name
     return list(dict.fromkeys(names))
 
 
-@lru_cache(maxsize=32)
-def _transformers(crs: str):
-    from pyproj import CRS, Transformer
-
-    c = CRS.from_user_input(crs)
-    fwd = Transformer.from_crs("EPSG:4326", c, always_xy=True)
-    inv = Transformer.from_crs(c, "EPSG:4326", always_xy=True)
-    return fwd, inv, c
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A regular grid in a (projected) CRS: centre of cell (iy, ix) is (x0 + ix*dx, y0 + iy*dy)."""
-
-    crs: str
-    x0: float
-    dx: float
-    nx: int
-    y0: float
-    dy: float
-    ny: int
-
-    @classmethod
-    def from_axes(cls, crs: str, x: np.ndarray, y: np.ndarray) -> Grid:
-        x = np.asarray(x, dtype="float64")
-        y = np.asarray(y, dtype="float64")
-        dx = float(x[1] - x[0]) if len(x) > 1 else 1.0
-        dy = float(y[1] - y[0]) if len(y) > 1 else 1.0
-        for name, a, d in (("x", x, dx), ("y", y, dy)):
-            if len(a) > 2 and not np.allclose(np.diff(a), d, rtol=1e-6, atol=1e-6 * abs(d)):
-                raise ValueError(f"the {name} axis is not regular")
-        return cls(crs, float(x[0]), dx, len(x), float(y[0]), dy, len(y))
-
-    @property
-    def transformers(self):
-        return _transformers(self.crs)
-
-    @property
-    def geographic(self) -> bool:
-        return self.transformers[2].is_geographic
-
-    def to_xy(self, lon, lat):
-        return self.transformers[0].transform(lon, lat)
-
-    def to_lonlat(self, x, y):
-        return self.transformers[1].transform(x, y)
-
-    def index(self, lon: float, lat: float) -> tuple[int, int] | None:
-        """The nearest cell of a lon/lat point, or None when it lies outside the grid."""
-        x, y = self.to_xy(lon, lat)
-        if not (math.isfinite(x) and math.isfinite(y)):
-            return None
-        fx = (x - self.x0) / self.dx
-        fy = (y - self.y0) / self.dy
-        ix, iy = math.floor(fx + 0.5), math.floor(fy + 0.5)
-        if 0 <= ix < self.nx and 0 <= iy < self.ny:
-            return iy, ix
-        return None
-
-    def x_values(self) -> np.ndarray:
-        return self.x0 + self.dx * np.arange(self.nx)
-
-    def y_values(self) -> np.ndarray:
-        return self.y0 + self.dy * np.arange(self.ny)
-
-    @property
-    def lonlat_extent(self) -> tuple[float, float, float, float]:
-        """(minlon, minlat, maxlon, maxlat) of the grid's outer edges."""
-        return _extent(self)
-
-    def extent_text(self) -> str:
-        a, b, c, d = self.lonlat_extent
-        return f"lon {a:.3f}..{c:.3f}, lat {b:.3f}..{d:.3f}"
-
-    def window(self, geom_lonlat, param: str):
-        """Index window (iy0, iy1, ix0, ix1, exclusive ends) and inside-mask of the cells whose centres
-        lie in a lon/lat polygon."""
-        import shapely
-        fwd = self.transformers[0]
-        g = shapely.transform(shapely.segmentize(geom_lonlat, 0.01), lambda x, y: fwd.transform(x, y),
-                              interleaved=False)
-        minx, miny, maxx, maxy = g.bounds
-        fx = sorted(((minx - self.x0) / self.dx, (maxx - self.x0) / self.dx))
-        fy = sorted(((miny - self.y0) / self.dy, (maxy - self.y0) / self.dy))
-        ix0, ix1 = max(0, math.ceil(fx[0] - 0.5)), min(self.nx, math.floor(fx[1] + 0.5) + 1)
-        iy0, iy1 = max(0, math.ceil(fy[0] - 0.5)), min(self.ny, math.floor(fy[1] + 0.5) + 1)
-        if ix0 >= ix1 or iy0 >= iy1:
-            raise Problem(400, f"{param}: the geometry does not overlap the grid, which covers {self.extent_text()}",
-                          extent=list(self.lonlat_extent))
-        return iy0, iy1, ix0, ix1, g
-
-    def inside_mask(self, g, iy0, iy1, ix0, ix1) -> np.ndarray:
-        import shapely
-
-        xs = self.x0 + self.dx * np.arange(ix0, ix1)
-        ys = self.y0 + self.dy * np.arange(iy0, iy1)
-        xx, yy = np.meshgrid(xs, ys)
-        return shapely.contains_xy(g, xx, yy) | shapely.intersects_xy(g.boundary, xx, yy)
-
-
-@lru_cache(maxsize=32)
-def _extent(grid: Grid) -> tuple[float, float, float, float]:
-    n = 64
-    ex = np.concatenate([np.linspace(-0.5, grid.nx - 0.5, n), np.full(n, grid.nx - 0.5),
-                         np.linspace(grid.nx - 0.5, -0.5, n), np.full(n, -0.5)])
-    ey = np.concatenate([np.full(n, -0.5), np.linspace(-0.5, grid.ny - 0.5, n),
-                         np.full(n, grid.ny - 0.5), np.linspace(grid.ny - 0.5, -0.5, n)])
-    lon, lat = grid.to_lonlat(grid.x0 + ex * grid.dx, grid.y0 + ey * grid.dy)
-    return (round(float(np.min(lon)), 4), round(float(np.min(lat)), 4), round(float(np.max(lon)), 4),
-            round(float(np.max(lat)), 4))
+def check_size(settings, n_cells: int, n_values: int, param: str) -> None:
+    """400 when a query covers more cells or values than ``api_max_cells`` / ``api_max_values``."""
+    if n_cells > settings.api_max_cells:
+        raise Problem(400, f"{param}: the request covers {n_cells} grid cells; at most {settings.api_max_cells} are "
+                           "served per request (ask for a smaller area)", limit=settings.api_max_cells)
+    if n_values > settings.api_max_values:
+        raise Problem(400, f"{param}: the request holds {n_values} values (cells x times x parameters); at most "
+                           f"{settings.api_max_values} are served per request (fewer parameters, a shorter interval "
+                           "or a smaller area)", limit=settings.api_max_values)

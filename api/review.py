@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from datetime import timezone
 from typing import Annotated, Any
 
 import anyio
 import numpy as np
 from litestar import Request, get, post
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 
 from api.auth import BEARER, current_user, require, require_operator
-from api.geo import iso, parse_instant
+from api.edr.params import parse_instant
+from api.flags import FLAG_NAMES
+from api.openapi import problem_specs, query_param
 from api.problems import Problem
-from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc, problem_specs
+from api.schemas import AuditDoc, DecisionIn, DecisionOut, ItemsDoc
+from forecast.review import STATES
 from forecast.serialize import jsonable
+from forecast.timeutil import iso, to_epoch
 
 CONTEXT_CELLS = 48  # at most this many rows / columns of context around an item
 CONTEXT_SLOTS = 36  # and this many slots
@@ -35,15 +38,17 @@ def item_doc(item) -> dict:
 
 
 @get("/review/items", guards=[require("reader")], security=BEARER, tags=["review"], summary="Review items",
-     responses=problem_specs(400, 401, 403))
-async def list_items(request: Request, dataset: str | None = None,
-                     item_state: Annotated[str | None, QueryParameter(name="state", description="open, pending (a reject "
-                                                                 "awaits a second operator) or decided")] = None,
-                     variable: str | None = None,
+     responses=problem_specs(400, 401, 403, 500))
+async def list_items(request: Request,
+                     dataset: Annotated[str | None, query_param("dataset", "Only items of this dataset.")] = None,
+                     item_state: Annotated[str | None, query_param(
+                         "state", "open, pending (a reject awaits a second operator) or decided.",
+                         enum=list(STATES))] = None,
+                     variable: Annotated[str | None, query_param("variable", "Only items of this variable.")] = None,
                      limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
                      offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0) -> ItemsDoc:
     """Items most hazardous first. ``pending`` marks a reject awaiting its second operator (four eyes)."""
-    if item_state is not None and item_state not in ("open", "pending", "decided"):
+    if item_state is not None and item_state not in STATES:
         raise Problem(400, f"state: must be open, pending or decided, got {item_state!r}")
     q = request.app.state.services.queue
     items = await anyio.to_thread.run_sync(
@@ -53,8 +58,6 @@ async def list_items(request: Request, dataset: str | None = None,
 
 def _context(request: Request, item) -> dict | None:
     """Values and flags of the item's cells and their neighbours over the surrounding slots."""
-    from api.obs_reader import FLAG_NAMES
-
     reader = request.app.state.services.observations
     try:
         view = reader.view(item.dataset)
@@ -62,13 +65,13 @@ def _context(request: Request, item) -> dict | None:
         return None
     cat = view.catalog
     t = cat.time
-    s_first = t.slot_of(int(item.t_first.timestamp()))
-    s_last = t.slot_of(int(item.t_last.timestamp()))
+    s_first = t.slot_of(to_epoch(item.t_first))
+    s_last = t.slot_of(to_epoch(item.t_last))
     if s_first is None or s_last is None:
         return None
     lo, hi = max(0, s_first - 1), min(max(view.n_slots - 1, s_last), s_last + 1)
     if hi - lo + 1 > CONTEXT_SLOTS:
-        peak = t.slot_of(int(item.peak[0].timestamp())) or s_first
+        peak = t.slot_of(to_epoch(item.peak[0])) or s_first
         lo = max(lo, peak - CONTEXT_SLOTS // 2)
         hi = lo + CONTEXT_SLOTS - 1
     iy0, iy1, ix0, ix1 = item.bbox
@@ -102,7 +105,7 @@ def _context(request: Request, item) -> dict | None:
 
 
 @get("/review/items/{item_id:int}", guards=[require("reader")], security=BEARER, tags=["review"],
-     summary="One review item with context", responses=problem_specs(401, 403, 404))
+     summary="One review item with context", responses=problem_specs(400, 401, 403, 404, 500))
 async def get_item(request: Request, item_id: ItemId) -> dict[str, Any]:
     """The event summary, its decisions and audit trail, its cells (the first 2000, as (time, iy, ix)) and
     context: values and QC flags of its cells and their neighbours over the surrounding slots."""
@@ -118,7 +121,7 @@ async def get_item(request: Request, item_id: ItemId) -> dict[str, Any]:
 
 @post("/review/items/{item_id:int}/decision", guards=[require_operator], security=BEARER, tags=["review"],
       summary="Decide a review item (operator)", status_code=201,
-      responses=problem_specs(401, 403, 404, 409, 413, 422))
+      responses=problem_specs(400, 401, 403, 404, 409, 413, 422, 500))
 async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> DecisionOut:
     """``accept`` (a real extreme) or ``reject`` (a fault), with a comment, on the whole item or on some of
     its cells. Recorded under the token's user. A reject of a value beyond the climatological record puts
@@ -135,7 +138,7 @@ async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> Decisio
                 t = parse_instant(ts, f"cells[{k}]", "time")
             except Problem as p:
                 raise Problem(422, p.detail) from None
-            rows.append([int(t.timestamp()), int(iy), int(ix)])
+            rows.append([to_epoch(t), int(iy), int(ix)])
         cells = np.array(rows, dtype="int64")
     q = request.app.state.services.queue
     dec = await anyio.to_thread.run_sync(lambda: q.decide(item_id, data.action, by=user.name, comment=data.comment,
@@ -143,12 +146,12 @@ async def decide(request: Request, item_id: ItemId, data: DecisionIn) -> Decisio
     wb = {"final": "the flags are written by the worker's next cycle",
           "awaiting_second": "pending: a second, different operator must confirm this reject (four eyes)"}
     return DecisionOut(item=item_id, decision=dec.id, action=dec.action, status=dec.status, outcome=dec.outcome,
-                       by=dec.by, at=iso(dec.at.timestamp()), item_state=dec.item_state,
+                       by=dec.by, at=iso(dec.at), item_state=dec.item_state,
                        item_version=dec.item_version, n_cells=dec.n_cells, writeback=wb.get(dec.status, dec.status))
 
 
 @get("/review/audit", guards=[require_operator], security=BEARER, tags=["review"], summary="The audit log (operator)",
-     responses=problem_specs(401, 403))
+     responses=problem_specs(400, 401, 403, 500))
 async def audit(request: Request, item_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
                 since_id: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
                 limit: Annotated[int, Parameter(ge=1, le=5000)] = 500) -> AuditDoc:
@@ -160,5 +163,3 @@ async def audit(request: Request, item_id: Annotated[int | None, Parameter(ge=1,
 
 
 ROUTES = [list_items, get_item, decide, audit]
-
-_ = timezone

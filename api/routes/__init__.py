@@ -1,1 +1,0 @@
-"""Route handlers by area: data (collections and queries), review, admin (models, users), ops."""
