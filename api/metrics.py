@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import time
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -74,9 +73,9 @@ class _ServiceCollector:
         queue = GaugeMetricFamily("forecast_review_queue_items", "Review items by dataset and state",
                                   labels=["dataset", "state"])
         try:
-            counts = Counter((i.dataset, i.state) for i in s.queue.list())
-            for (d, st), n in sorted(counts.items()):
-                queue.add_metric([d, st], n)
+            for d in sorted(s.catalogs()):
+                for st, n in s.queue.counts(d).items():
+                    queue.add_metric([d, st], n)
         except Exception as e:  # noqa: BLE001
             log.warning("metrics: review queue unreadable: %s", e)
         flags = GaugeMetricFamily("forecast_observation_flags", "QC flag counts over the latest observation slots "
@@ -88,7 +87,36 @@ class _ServiceCollector:
                     flags.add_metric([d, var, flag], n)
         except Exception as e:  # noqa: BLE001
             log.warning("metrics: observation store unreadable: %s", e)
-        return [age, cycle, queue, flags]
+        return [age, cycle, queue, flags, *self._worker()]
+
+    def _worker(self) -> list:
+        """The worker's cycle log as gauges: each dataset's last lateness, deadline misses, skipped inits and
+        fallbacks by reason (in all), and whether a worker holds the lease."""
+        from forecast.worker.status import worker_status
+
+        lateness = GaugeMetricFamily("forecast_worker_last_lateness_seconds",
+                                     "Seconds from due to stored of each dataset's last forecast", labels=["dataset"])
+        misses = GaugeMetricFamily("forecast_worker_deadline_misses", "Forecasts stored after their deadline",
+                                   labels=["dataset"])
+        skipped = GaugeMetricFamily("forecast_worker_skipped_inits", "Inits skipped (behind, down, expired)",
+                                    labels=["dataset"])
+        fallbacks = GaugeMetricFamily("forecast_worker_fallbacks", "Forecasts made by a fallback, by reason",
+                                      labels=["dataset", "reason"])
+        lease = GaugeMetricFamily("forecast_worker_lease_active", "1 while a worker holds the store's lease")
+        try:
+            doc = worker_status(self.services.settings, state=self.services.worker_state)
+            lease.add_metric([], 1 if doc["lease"] and doc["lease"]["active"] else 0)
+            for d, v in doc["datasets"].items():
+                lc = v["last_cycle"] or {}
+                if lc.get("lateness_s") is not None:
+                    lateness.add_metric([d], lc["lateness_s"])
+                misses.add_metric([d], v["all"]["deadline_misses"])
+                skipped.add_metric([d], v["all"]["skipped"]["count"])
+                for reason, n in v["all"]["fallbacks"].items():
+                    fallbacks.add_metric([d, reason], n)
+        except Exception as e:  # noqa: BLE001
+            log.warning("metrics: the worker's state is unreadable: %s", e)
+        return [lateness, misses, skipped, fallbacks, lease]
 
     def _flag_counts(self, dataset: str) -> dict:
         reader = self.services.observations

@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from api.openapi import problem_specs
 from api.schemas import HealthDoc, ReadyDoc
+from forecast.clock import clock_for
 from forecast.timeutil import iso
 
 STALE_CYCLES = 3  # a forecast older than this many init steps is stale
@@ -53,7 +54,8 @@ def _checks(request: Request) -> tuple[bool, dict[str, Any]]:
             if v.latest is None:
                 ages[v.collection_id] = {"latest_init": None, "stale": True}
                 continue
-            age = time.time() - v.init_s(v.latest)
+            # against the dataset's clock: a replayed feed runs on its own time
+            age = clock_for(s.settings.home, d).now().timestamp() - v.init_s(v.latest)
             ages[v.collection_id] = {"latest_init": iso(v.init_s(v.latest)),
                                      "age_s": round(age, 1), "cycle_s": v.step_s,
                                      "stale": age > STALE_CYCLES * v.step_s}
@@ -69,9 +71,37 @@ def _checks(request: Request) -> tuple[bool, dict[str, Any]]:
     except Exception as e:  # noqa: BLE001
         checks["database"] = {"ok": False, "detail": str(e).split("\n")[0]}
     ok &= checks["database"]["ok"]
+    checks["worker"] = _worker(s)
     stale = [k for k, v in fc.get("forecasts", {}).items() if v.get("stale")]
-    checks["status"] = "not ready" if not ok else ("degraded: stale forecasts " + ", ".join(stale) if stale else "ok")
+    degraded = (["stale forecasts " + ", ".join(stale)] if stale else []) + (
+        [checks["worker"]["detail"]] if not checks["worker"].get("ok") else [])
+    checks["status"] = "not ready" if not ok else ("degraded: " + "; ".join(degraded) if degraded else "ok")
     return bool(ok), checks
+
+
+def _worker(s) -> dict[str, Any]:
+    """The worker's state (informational: forecasts already made are served without it): the lease holder,
+    each dataset's last cycle and its lateness, deadline misses and skipped inits over the last 24 hours."""
+    from forecast.worker.status import worker_status
+
+    try:
+        doc = worker_status(s.settings, state=s.worker_state)
+    except Exception as e:  # noqa: BLE001
+        return {"ok": False, "detail": f"the worker's state is unreadable: {str(e).splitlines()[0]}"}
+    lease = doc["lease"]
+    out: dict[str, Any] = {
+        "ok": bool(lease and lease["active"]), "lease": lease, "last_cycle": doc["last_cycle"],
+        "datasets": {d: {"last_cycle": v["last_cycle"],
+                         "deadline_misses_24h": v["last_24h"]["deadline_misses"],
+                         "skipped_24h": v["last_24h"]["skipped"]["count"],
+                         "fallbacks_24h": v["last_24h"]["fallbacks"]} for d, v in doc["datasets"].items()},
+        "deadline_misses": doc["deadline_misses"], "skipped": doc["skipped"],
+    }
+    if lease is None:
+        out["detail"] = "no worker has run yet: start `forecast worker` (or run `forecast cycle` from cron)"
+    elif not lease["active"]:
+        out["detail"] = f"no active worker: the lease of {lease['holder']} expired at {lease['expires_at']}"
+    return out
 
 
 @get("/ready", tags=["ops"], summary="Readiness",
@@ -79,7 +109,8 @@ def _checks(request: Request) -> tuple[bool, dict[str, Any]]:
                 **problem_specs(500)})
 async def ready(request: Request) -> Response[ReadyDoc]:
     """Stores and database reachable (200) or not (503); each forecast collection's latest init age
-    against its cycle (``stale`` beyond 3 cycles: reported as degraded, still ready)."""
+    against its cycle (``stale`` beyond 3 cycles: reported as degraded, still ready); the worker: lease
+    holder, last cycle and its lateness, deadline misses and skipped inits (no active worker: degraded)."""
     ok, checks = await anyio.to_thread.run_sync(lambda: _checks(request))
     return Response(ReadyDoc(ready=ok, checks=checks), status_code=200 if ok else 503,
                     headers={"Cache-Control": "no-store"})

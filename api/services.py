@@ -24,6 +24,7 @@ class Services:
         self._queue = None
         self._users = None
         self._registry = None
+        self._worker_state = None
         self._catalogs: dict[str, Catalog] | None = None
         self._catalogs_at = 0.0
         self.started_at = time.time()
@@ -71,6 +72,17 @@ class Services:
         return self._users
 
     @property
+    def worker_state(self):
+        """The worker's cycle log and lease (read only here)."""
+        if self._worker_state is None:
+            with self._lock:
+                if self._worker_state is None:
+                    from forecast.worker.state import WorkerState
+
+                    self._worker_state = WorkerState(self.settings.db_url)
+        return self._worker_state
+
+    @property
     def registry(self) -> Any | None:
         """The model registry, or None when this installation has none (module not there)."""
         if self._registry is None:
@@ -84,7 +96,7 @@ class Services:
         return self._registry
 
     def close(self) -> None:
-        for obj in (self._queue, self._users):
+        for obj in (self._queue, self._users, self._worker_state):
             if obj is not None:
                 try:
                     obj.close()

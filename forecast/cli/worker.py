@@ -49,7 +49,7 @@ def worker(
         return _status(names[1:], as_json)
 
     def body():
-        from forecast.worker import Worker
+        from forecast.worker.service import Worker
 
         st = load_settings()
         ds = _datasets(st, names)
@@ -79,7 +79,7 @@ def worker(
 
 def _status(names: list[str], as_json: bool) -> None:
     def body():
-        from forecast.worker import worker_status
+        from forecast.worker.status import worker_status
 
         st = load_settings()
         doc = worker_status(st, names or None)
@@ -111,7 +111,7 @@ def cycle(
     operation and tests; reports init_time, method, fallback, stages and inputs."""
 
     def body():
-        from forecast.worker import open_service, run_cycle
+        from forecast.worker.cycle import open_service, run_cycle
         from forecast.worker.runner import ModelProcess
 
         st = load_settings()

@@ -35,9 +35,8 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process (cover
             if kind == "stop":
                 return
             if kind == "warm":
-                import torch  # noqa: F401 - the import is the point: it is what takes seconds
+                from forecast.model import learned  # noqa: F401 - importing torch is what takes seconds
 
-                from forecast.model import learned  # noqa: F401
                 conn.send(("ok", None))
                 continue
             _, path, version, sha, inputs, mask, n_leads, step = msg

@@ -16,7 +16,7 @@ import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from forecast.clock import Clock
 from forecast.timeutil import iso
@@ -24,15 +24,11 @@ from forecast.worker.cycle import CycleHook, Service, open_service, run_cycle
 from forecast.worker.metrics import WorkerMetrics
 from forecast.worker.runner import ModelProcess
 from forecast.worker.state import WorkerState
+from forecast.worker.status import lease_name
 
 log = logging.getLogger("forecast.worker")
 
-__all__ = ["Worker", "lease_name", "worker_status"]
-
-
-def lease_name(settings) -> str:
-    """The lease of the observation store the worker writes (one active worker per store)."""
-    return f"store:{settings.observation_store}"
+__all__ = ["Worker"]
 
 
 class Worker:
@@ -179,48 +175,3 @@ class Worker:
             os.replace(tmp, self._status_path)
         except OSError:
             pass
-
-
-def worker_status(settings, datasets: list[str] | None = None) -> dict[str, Any]:
-    """What `forecast worker status` and the API's /ready report: the lease (holder, heartbeat), the last
-    cycle of each dataset (init, method, fallback, lateness, when), deadline misses, skipped inits (with
-    reasons) and fallbacks by reason, over the last 24 hours and in all."""
-    from datetime import timedelta
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    with WorkerState(settings.db_url) as st:
-        lease = next((x for x in st.leases() if x["name"] == lease_name(settings)), None)
-        recent = st.recent(limit=200)
-        names = datasets or sorted({r["dataset"] for r in recent})
-        day = datetime.now(timezone.utc) - timedelta(hours=24)
-        per: dict[str, Any] = {}
-        for d in names:
-            last = next((r for r in st.recent(d, limit=1, status="done")), None)
-            per[d] = {"last_cycle": _cycle_doc(last), "last_24h": st.summary(d, since=day), "all": st.summary(d)}
-    process = None
-    try:
-        process = json.loads((Path(settings.home) / "worker" / "status.json").read_text())
-    except (OSError, ValueError):
-        pass
-    last = max((v["last_cycle"] for v in per.values() if v["last_cycle"]), key=lambda c: c["finished_at"],
-               default=None)
-    return {
-        "lease": None if lease is None else {
-            "name": lease["name"], "holder": lease["holder"], "active": lease["active"],
-            "acquired_at": iso(lease["acquired_at"]), "heartbeat_at": iso(lease["heartbeat_at"]),
-            "expires_at": iso(lease["expires_at"])},
-        "last_cycle": last,
-        "deadline_misses": sum(v["all"]["deadline_misses"] for v in per.values()),
-        "skipped": sum(v["all"]["skipped"]["count"] for v in per.values()),
-        "datasets": per,
-        "process": process,
-    }
-
-
-def _cycle_doc(r: dict | None) -> dict | None:
-    if r is None:
-        return None
-    return {"dataset": r["dataset"], "variable": r["variable"], "init_time": iso(r["init_time"]),
-            "method": r["method"], "fallback": r["fallback"], "model": r["model_version"],
-            "lateness_s": r["lateness_s"], "deadline_missed": r["deadline_missed"],
-            "finished_at": iso(r["finished_at"]), "stages": r["stages"], "worker": r["worker"]}

@@ -16,7 +16,7 @@ from forecast.clock import FixedClock
 from forecast.errors import BadInputError
 from forecast.stores import open_observations
 from forecast.timeutil import iso
-from forecast.worker import open_service, plan_inits, run_cycle
+from forecast.worker.cycle import open_service, plan_inits, run_cycle
 from forecast.worker.inbox import feed_folders
 from workerkit import P, START, STEP, drop, make_world, slot_file
 
