@@ -63,6 +63,9 @@ class Service:
     stop: Any = None  # a threading.Event: finish the current stage, then stop
     metrics: Any = None
     failed: set = field(default_factory=set)  # (variable, init) whose failure is already recorded
+    # outcomes this process recorded, (variable, init epoch s) -> status: what planning knows while the
+    # database is away (the spool holds them for the database)
+    outcomes: dict = field(default_factory=dict)
 
     @property
     def step(self) -> timedelta:
@@ -210,6 +213,9 @@ def plan_inits(svc: Service, variable: str, now: datetime) -> list[Planned]:
     if first_data is None:
         return []  # nothing ever arrived: nothing to forecast from, nothing missed
     last = svc.db.call("state", lambda s: s.last_outcome_time(cat.id, variable))
+    mine = [t for (v, t), st in svc.outcomes.items() if v == variable and st in ("done", "skipped")]
+    if mine and (last is None or max(mine) > to_epoch(utc(last))):
+        last = from_epoch(max(mine))
     lo = max(0, newest - horizon)
     missed_lo = lo
     if last is not None and utc(last) > now:
@@ -226,6 +232,9 @@ def plan_inits(svc: Service, variable: str, now: datetime) -> list[Planned]:
     since = from_epoch(int(cat.time.label(min(lo, missed_lo))))
     known = svc.db.call("state", lambda s: s.outcomes(cat.id, variable, since), default={}) or {}
     known = {to_epoch(utc(t)): st for t, st in known.items()}
+    for (v, t), st in svc.outcomes.items():
+        if v == variable and known.get(t) != "done":
+            known[t] = st
     filled, first = _arrivals(svc, missed_lo, newest + 1)
     plans: list[Planned] = []
     ready: list[Planned] = []
@@ -446,6 +455,14 @@ def run_cycle(svc: Service, *, init: datetime | None = None) -> dict[str, Any]:
             report["forecasts"].append(done)
     stages["forecast"] = time.perf_counter() - t
     svc.db.record_cycles(rows)
+    for r in rows:
+        key = (r["variable"], to_epoch(r["init_time"]))
+        if svc.outcomes.get(key) != "done":
+            svc.outcomes[key] = r["status"]
+    if len(svc.outcomes) > 4 * MAX_BACKFILL:  # a resident worker's memory stays flat
+        cutoff = to_epoch(started) - MAX_BACKFILL * int(svc.catalog.time.step_seconds)
+        svc.outcomes = {k: v for k, v in svc.outcomes.items() if k[1] >= cutoff}
+        svc.failed = {k for k in svc.failed if to_epoch(k[1]) >= cutoff}
     t = time.perf_counter()
     for hook in svc.hooks:
         try:

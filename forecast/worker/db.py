@@ -181,7 +181,7 @@ class ServiceDB:
         """Write the spool to the database, in order; True when nothing is left in it."""
         pending = self.spool.pending()
         if not pending:
-            if self._down_since is not None and self.state() is not None:
+            if self._down_since is not None and self.call("state", lambda s: s.ping() or True, default=False):
                 self._back()
             return True
         state, queue = self.state(), self.queue()

@@ -41,6 +41,11 @@ class WorkerState(SQLStore):
     def __init__(self, url: str, *, schema: str | None = None):
         self._open(url, schema=schema)
 
+    def ping(self) -> None:
+        """A round trip to the database (raises when it cannot be reached)."""
+        with self._read.begin() as conn:
+            conn.execute(select(1))
+
     # -- the cycle log ----------------------------------------------------------------------------
 
     def record(self, rows: list[dict[str, Any]]) -> int:

@@ -46,3 +46,76 @@ def drop(src: Path, inbox: Path, name: str | None = None) -> Path:
 def slot_file(sample: Path, manifest: dict, t: datetime) -> Path:
     name = f"{manifest['dataset']}_{t:%Y%m%dT%H%M%S}Z.nc"
     return sample / name
+
+
+class TcpProxy:
+    """A real TCP forwarder on loopback (to a database server) that can be cut and restored, to play a
+    network outage between the worker and its database."""
+
+    def __init__(self, target_port: int, host: str = "127.0.0.1"):
+        import socket
+        import threading
+
+        self.host, self.target = host, target_port
+        probe = socket.socket()
+        probe.bind((host, 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._threading = threading
+        self._socket = socket
+        self._conns: list = []
+        self._listener = None
+        self._stop = threading.Event()
+
+    def up(self) -> None:
+        s = self._socket.socket()
+        s.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
+        s.bind((self.host, self.port))
+        s.listen(16)
+        s.settimeout(0.2)
+        self._listener = s
+        self._stop.clear()
+        self._threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                continue
+            try:
+                server = self._socket.create_connection((self.host, self.target))
+            except OSError:
+                client.close()
+                continue
+            self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                self._threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def down(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for c in self._conns:
+            try:
+                c.shutdown(self._socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self._conns.clear()
