@@ -13,7 +13,7 @@ import numpy as np
 from forecast.catalog import Catalog
 from forecast.errors import BadInputError
 from forecast.stores.layout import NO_TIME, DatasetState, ObservationLayout, VarState
-from forecast.stores.repo import BRANCH, IcechunkRepo, SlotView
+from forecast.stores.repo import IcechunkRepo, SlotView
 from forecast.timeutil import iso, to_epoch, utc
 
 
@@ -22,26 +22,8 @@ class ObservationStore(ObservationLayout, IcechunkRepo):
 
     label = "observation store"
 
-    # -- history ------------------------------------------------------------------------------------
-    def log(self, dataset: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
-        """Commits on the main branch, newest first (only those touching ``dataset`` when given)."""
-        out = []
-        for snap in self.repo.ancestry(branch=BRANCH):
-            meta = dict(snap.metadata or {})
-            if dataset is not None and meta.get("dataset") != dataset:
-                continue
-            out.append({
-                "snapshot": snap.id,
-                "time": iso(snap.written_at),
-                "message": snap.message,
-                "kind": meta.get("kind"),
-                "files": [f.get("name") for f in meta.get("files", [])],
-                "metadata": meta,
-            })
-            if limit and len(out) >= limit:
-                break
-        return out
 
+# -- reading -----------------------------------------------------------------------------------------
 
 def select_revisions(vs: VarState, lo: int, hi: int, n_main: int, as_of_s: int | None):
     """For slots [lo, hi): which row to read (slot index into the main array, n_main + i into the

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from forecast.catalog import Catalog
 from forecast.errors import StoreBusyError
+from forecast.timeutil import iso
 
 BRANCH = "main"
 
@@ -120,6 +121,26 @@ class IcechunkRepo:
 
     def head(self) -> str:
         return self.repo.lookup_branch(BRANCH)
+
+    # -- history ------------------------------------------------------------------------------------
+    def log(self, dataset: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Commits on the main branch, newest first (only those touching ``dataset`` when given)."""
+        out = []
+        for snap in self.repo.ancestry(branch=BRANCH):
+            meta = dict(snap.metadata or {})
+            if dataset is not None and meta.get("dataset") != dataset:
+                continue
+            out.append({
+                "snapshot": snap.id,
+                "time": iso(snap.written_at),
+                "message": snap.message,
+                "kind": meta.get("kind"),
+                "files": [f.get("name") for f in meta.get("files", [])],
+                "metadata": meta,
+            })
+            if limit and len(out) >= limit:
+                break
+        return out
 
 
 class SlotView:

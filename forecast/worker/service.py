@@ -56,7 +56,7 @@ class Worker:
         self.holding = False
         self.lease_lost = threading.Event()
         self.cycles = 0
-        self._status_path = Path(settings.home) / "worker" / "status.json"
+        self._status_path = Path(settings.home) / "worker" / f"status-{os.getpid()}.json"
 
     # -- the lease -----------------------------------------------------------------------------------------
 

@@ -40,11 +40,16 @@ def worker_status(settings, datasets: list[str] | None = None, *, state: WorkerS
     finally:
         if own:
             st.close()
-    process = None
-    try:
-        process = json.loads((Path(settings.home) / "worker" / "status.json").read_text())
-    except (OSError, ValueError):
-        pass
+    processes = []
+    for path in sorted((Path(settings.home) / "worker").glob("status-*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        alive = _alive(doc.get("pid"))
+        if not alive and doc.get("state") == "stopped":
+            path.unlink(missing_ok=True)  # a clean exit's last word, once read
+        processes.append({**doc, "alive": alive})
     last = max((v["last_cycle"] for v in per.values() if v["last_cycle"]), key=lambda c: c["finished_at"],
                default=None)
     return {
@@ -56,8 +61,19 @@ def worker_status(settings, datasets: list[str] | None = None, *, state: WorkerS
         "deadline_misses": sum(v["all"]["deadline_misses"] for v in per.values()),
         "skipped": sum(v["all"]["skipped"]["count"] for v in per.values()),
         "datasets": per,
-        "process": process,
+        "processes": processes,
     }
+
+
+def _alive(pid: Any) -> bool:
+    """Whether a process of this id runs on this machine (the status files are this machine's)."""
+    import os
+
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def _cycle_doc(r: dict | None) -> dict | None:
