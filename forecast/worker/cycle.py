@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -196,6 +196,11 @@ def _first_slot(svc: Service) -> int | None:
     return first if first >= 0 else None
 
 
+def _at(epoch_s: float) -> datetime:
+    """A time from epoch seconds, fractions kept (deadlines may be under a second)."""
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc)
+
+
 def plan_inits(svc: Service, variable: str, now: datetime) -> list[Planned]:
     """The inits this cycle forecasts (newest first) and those it skips (see the module docstring)."""
     from forecast.stores.layout import NO_TIME
@@ -246,8 +251,7 @@ def plan_inits(svc: Service, variable: str, now: datetime) -> list[Planned]:
         arrived = bool(filled[i]) and first[i] != NO_TIME and first[i] <= now_s
         due = first[i] if arrived else t + latency + wait
         due = min(due, t + latency + wait) if arrived else due
-        p = dict(init=from_epoch(t), due_at=from_epoch(due), deadline_at=from_epoch(due + deadline),
-                 slot_arrived=arrived)
+        p = dict(init=from_epoch(t), due_at=_at(due), deadline_at=_at(due + deadline), slot_arrived=arrived)
         if due > now_s:
             continue  # not due yet: waits for its slot (or its late-wait)
         if now_s > due + deadline + expire:
@@ -272,8 +276,8 @@ def plan_inits(svc: Service, variable: str, now: datetime) -> list[Planned]:
             t = int(cat.time.label(slot))
             if t < newest_ready_s and known.get(t) not in ("done", "skipped") and not any(
                     to_epoch(p.init) == t for p in plans):
-                plans.append(Planned(from_epoch(t), from_epoch(t + latency + wait),
-                                     from_epoch(t + latency + wait + deadline), "skip",
+                plans.append(Planned(from_epoch(t), _at(t + latency + wait),
+                                     _at(t + latency + wait + deadline), "skip",
                                      f"superseded by the newer init {iso(newest_ready_s)}, whose inputs were due "
                                      "first (its own slot had not arrived)", slot_arrived=False))
     return sorted(plans, key=lambda p: (p.action != "forecast", -to_epoch(p.init)))

@@ -1,0 +1,91 @@
+"""The production model in the worker's own process: a model that misses the cycle's deadline is killed
+for real and the fallback answers; a checkpoint deleted while the service runs is refused and said so."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from forecast.clock import FixedClock
+from forecast.timeutil import iso
+from forecast.worker.cycle import open_service, run_cycle
+from forecast.worker.inbox import feed_folders
+from forecast.worker.runner import ModelProcess
+from testkit import trains_model
+from workerkit import P, START, STEP, drop, make_world, slot_file
+
+TINY = {"inputs": 3, "leads": 3, "network": {"base_channels": 4, "depth": 2},
+        "training": {"max_epochs": 1, "samples_per_epoch": 8, "patch": 16, "batch_size": 4, "max_val_windows": 2}}
+
+
+@pytest.fixture(scope="module")
+@trains_model
+def trained(tmp_path_factory):
+    """3 h of radar: the first 2 h ingested (as a backfill), a tiny model trained on them and promoted."""
+    from forecast.ingest import ingest
+    from forecast.quality import run_qc
+    from forecast.registry import ModelRegistry, promote
+    from forecast.registry.training import train_model
+    from forecast.stores import store_for
+
+    tmp = tmp_path_factory.mktemp("modelproc")
+    st, cat, sample, manifest = make_world(tmp, hours=3, faults=())
+    store = store_for(st)
+    first = [sample / f for f in manifest["batches"]["main"]][:24]
+    ingest(cat, first, store=store, latency=timedelta(minutes=1), scheduler="sync")
+    run_qc(cat, store=store)
+    cfg = tmp / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    doc = train_model(st, cat.id, P, config_path=cfg, by="test")
+    with ModelRegistry(st.db_url, st.models_dir) as reg:
+        promote(st, reg, doc["version"], by="test", reason="a tiny model for the worker's tests", override=True)
+    return st, cat, sample, manifest, doc
+
+
+def _feed(svc, world, clock, t):
+    st, cat, sample, manifest, _ = world
+    inbox, _, _ = feed_folders(st, cat)
+    clock.set(t + timedelta(seconds=30))
+    drop(slot_file(sample, manifest, t), inbox)
+    return run_cycle(svc)
+
+
+def _with_deadline(svc, seconds: str):
+    feed = svc.catalog.feed.model_copy(update={"deadline": seconds})
+    svc.catalog = svc.catalog.model_copy(update={"feed": feed})
+
+
+def test_a_model_past_its_deadline_is_killed_and_the_fallback_answers(trained):
+    st, cat, sample, manifest, doc = trained
+    clock = FixedClock(START)
+    runner = ModelProcess()
+    svc = open_service(st, cat.id, clock=clock, runner=runner)
+    try:
+        # a cold model process (spawn, torch import, checkpoint load) cannot answer within 0.5 s
+        _with_deadline(svc, "0.5s")
+        rep = _feed(svc, trained, clock, START + 24 * STEP)
+        (f,) = rep["forecasts"]
+        assert f["method"] == "extrapolation" and "exceeded the deadline of 0.5 s" in f["fallback"]["reason"]
+        assert runner.kills == 1 and runner._proc is None  # stopped for real, nothing left running
+        # warm and with time: the model answers
+        assert runner.warm()
+        _with_deadline(svc, "120s")
+        rep = _feed(svc, trained, clock, START + 25 * STEP)
+        (f,) = rep["forecasts"]
+        assert f["method"] == "model" and f["fallback"] is None and f["model"] == doc["version"]
+        # the checkpoint is deleted while the service runs: refused, said so, the fallback answers
+        ckpt = st.models_dir / doc["version"] / "model.ckpt"
+        saved = ckpt.read_bytes()
+        ckpt.unlink()
+        try:
+            rep = _feed(svc, trained, clock, START + 26 * STEP)
+            (f,) = rep["forecasts"]
+            assert f["method"] == "extrapolation" and "missing" in f["fallback"]["reason"]
+            assert f["init_time"] == iso(START + 26 * STEP) and runner.kills == 1
+        finally:
+            ckpt.write_bytes(saved)
+    finally:
+        runner.close()
+        svc.db.close()
