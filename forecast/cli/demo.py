@@ -1,306 +1,297 @@
-"""``forecast demo``: the whole chain built so far, end to end, on embedded sample data.
+"""``forecast demo``: the service end to end on embedded sample data, saying what it does.
 
-It grows with each capability. Today: catalogs -> realistic sample observations with planted faults
--> ingest in the order an operational feed delivers them (main batch, then late and duplicate files,
-then a revision) -> QC and a review decision -> store summary, history and an as-of read that shows the
-revision policy -> train the nowcast model (registered as a candidate) -> promote it -> forecasts with
-provenance and plausibility marks, and the fallback when the model misses its deadline.
+1. the catalogs; realistic sample observations with every fault a feed has (``forecast sample``);
+2. the history the service had before it started: 22 hours of radar and 48 hours of surface stations
+   ingested as a backfill in the feed's own order, QC, a review decision, an as-of read;
+3. a quick model trained on the first 18 hours and put into production by a recorded override, so that a
+   model serves from the first live cycle;
+4. the live service: the API (``--serve``), the worker, and a replay of the last 2 hours of the feed at 24
+   times real time, printing each cycle as it happens; meanwhile the full model trains in the background,
+   is hindcast on the held-out hours and reaches production only through the gate.
+
+Run it twice: nothing is ingested or forecast twice. ``--fresh`` starts over; ``--quick`` replays half an hour
+without the API or the background training (a smoke test).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
-from datetime import datetime, timedelta, timezone
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 
 from forecast.catalog import get_catalog, load_catalogs
+from forecast.cli.demo_data import (
+    DEMO_HOURS,
+    DEMO_START,
+    TRAIN_HOURS,
+    backfill,
+    describe_store,
+    qc_and_review,
+    sample_for,
+    trained_on,
+)
 from forecast.cli.output import JsonOpt, err, load_settings, out, run_command
-from forecast.ingest.batch import ingest
-from forecast.quality import apply_pending_decisions, run_qc
 from forecast.settings import Settings
-from forecast.stores import dataset_summary, open_observations, store_for
 from forecast.timeutil import iso
 
-DEMO_START = {"radar_precip": datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc),
-              "surface_obs": datetime(2026, 7, 14, 0, 0, tzinfo=timezone.utc)}
-DEMO_HOURS = {"radar_precip": 24.0, "surface_obs": 48.0}
-#: the demo's model config: the defaults, or (--quick) one short epoch for smoke tests
+__all__ = ["DEMO_HOURS", "DEMO_START", "QUICK_MODEL", "TRAIN_HOURS", "demo", "run_demo", "trained_on"]
+
+#: the demo's quick model: one short epoch (it serves while the full model trains)
 QUICK_MODEL = {"training": {"max_epochs": 1, "samples_per_epoch": 32, "max_val_windows": 4}}
-#: the model learns from the first hours; the rest is held back for the hindcast behind the gate
-TRAIN_HOURS = 18
+#: hours of radar the feed delivers live (the rest is history); at this many times real time
+#: (a cycle at 256 x 256 costs about a second on 2 busy cores: at 24x the 60 s deadline is 2.5 s of wall time)
+LIVE_HOURS, LIVE_SPEED = 2.0, 24.0
+QUICK_LIVE_HOURS, QUICK_LIVE_SPEED = 0.5, 24.0
+RADAR, VAR = "radar_precip", "precipitation_rate"
 
 
-def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42, quick: bool = False) -> dict:
-    from forecast.review import ReviewQueue
-    from forecast.synthetic.generate import generate_sample
-
+def _fresh(settings: Settings) -> None:
+    """Remove what the demo made under its home (stores, samples, inbox, archive, database, models)."""
     home = settings.home
-    demo_dir = home / "demo"
-    if fresh:
-        shutil.rmtree(demo_dir, ignore_errors=True)
-        shutil.rmtree(Path(settings.observation_store), ignore_errors=True)
-    store = store_for(settings)
+    for name in ("demo", "inbox", "archive", "quarantine", "replay", "worker", "hindcasts", "models"):
+        shutil.rmtree(home / name, ignore_errors=True)
+    for loc in (settings.observation_store, settings.forecast_store_location):
+        if "://" not in loc:
+            shutil.rmtree(loc, ignore_errors=True)
+            Path(loc + ".lock").unlink(missing_ok=True)
+    if settings.database_url is None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(home / "review.db") + suffix).unlink(missing_ok=True)
+
+
+def _quick_model(settings: Settings, say) -> dict:
+    """Train the quick model on the first hours (or reuse it) and put it into production by override."""
+    import yaml
+
+    from forecast.model.config import parse_model_config
+    from forecast.registry import ModelRegistry, promote
+    from forecast.registry.training import train_model
+    from forecast.stores import store_for
+
+    cfg = parse_model_config(QUICK_MODEL)
+    cfg_path = settings.home / "demo" / "model-quick.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    train_end = DEMO_START[RADAR] + timedelta(hours=TRAIN_HOURS) - timedelta(minutes=5)
+    say(f"\n[bold]4. a quick model[/] (one short epoch) on the first {TRAIN_HOURS} hours, to serve while the full "
+        "one trains")
+    say(f"   $ forecast train {RADAR} --variable {VAR} --config {cfg_path} --end {iso(train_end)}")
+    with ModelRegistry(settings.db_url, settings.models_dir) as reg:
+        rec = trained_on(reg, RADAR, VAR, store_for(settings).head(), cfg)
+        if rec is None:
+            same = [r for r in reg.list(dataset=RADAR, variable=VAR) if r.hyperparameters == cfg.to_dict()
+                    and r.created_by == "demo"]
+            rec = same[-1] if same else None
+        if rec is not None:
+            say(f"     model {rec.version} was already trained with this config: reusing it")
+        else:
+            doc = train_model(settings, RADAR, VAR, config_path=cfg_path, end=train_end, by="demo")
+            rec = reg.get(doc["version"])
+            tr = doc["training"]
+            leads = {r["lead_minutes"]: r for r in doc["metrics"]["leads"]}
+            say(f"     registered [bold]{rec.version}[/] as candidate in {tr['seconds']:.0f} s; validation RMSE at "
+                f"+60 min {leads[60]['rmse']:.3f} (persistence {leads[60]['rmse_persistence']:.3f})", highlight=False)
+        if rec.stage != "production" and reg.production(RADAR, VAR) is None:
+            why = "demo: a quick model serves while the full model trains and passes the gate"
+            say(f"   $ forecast models promote {rec.version} --by duty-forecaster --override --reason '{why}'")
+            promote(settings, reg, rec.version, by="duty-forecaster", reason=why, override=True)
+            say("     in production by a recorded override (no hindcast behind it yet)")
+        prod = reg.production(RADAR, VAR)
+        return {"version": rec.version, "production": prod.version if prod else None}
+
+
+def _start_api(settings: Settings, port: int, say) -> subprocess.Popen | None:
+    import urllib.request
+
+    env = {**os.environ, "FORECAST_HOME": str(settings.home.resolve()),
+           "FORECAST_CATALOGS": str(Path(settings.catalogs).resolve())}
+    log = open(settings.home / "demo" / "api.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port",
+                             str(port), "--workers", "1", "--log-level", "warning"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    for _ in range(60):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                say(f"   the API serves at http://127.0.0.1:{port} (log {settings.home / 'demo' / 'api.log'})")
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    say(f"   [yellow]the API did not start on port {port}[/] (is it taken? see {settings.home / 'demo' / 'api.log'})")
+    proc.kill()
+    return None
+
+
+def _tail(path: Path, say, stop: threading.Event) -> threading.Thread:
+    """Print the background training's log lines as they come."""
+    def run():
+        pos = 0
+        while not stop.is_set():
+            try:
+                with open(path, encoding="utf-8") as f:
+                    f.seek(pos)
+                    for line in f:
+                        if line.strip() and not line.startswith((" ", "Traceback")):
+                            say(f"   [magenta][training][/] {line.strip()}", highlight=False)
+                    pos = f.tell()
+            except OSError:
+                pass
+            stop.wait(1.0)
+
+    th = threading.Thread(target=run, name="demo-training-log", daemon=True)
+    th.start()
+    return th
+
+
+def _cycle_printer(say, counts: dict):
+    def show(report: dict) -> None:
+        ing = report["ingest"]
+        for r in ing.get("rejected", []):
+            say(f"   [yellow]quarantined[/] {Path(r['file']).name}: {r['reason']}", highlight=False)
+        if ing.get("duplicates"):
+            say(f"   duplicate file(s) for {', '.join(ing['duplicates'])}: nothing new stored", highlight=False)
+        if ing.get("revisions"):
+            say(f"   revision of {', '.join(ing['revisions'])} stored (the old one stays readable; no new forecast "
+                "of the past)", highlight=False)
+        for f in report["forecasts"]:
+            counts["forecasts"] += 1
+            counts["methods"][f["method"]] = counts["methods"].get(f["method"], 0) + 1
+            fb = f["fallback"]
+            if fb:
+                counts["fallbacks"] += 1
+            miss = " [red]deadline missed[/]" if f["deadline_missed"] else ""
+            notes = []
+            if f["inputs"]["missing"]:
+                notes.append(f"missing {', '.join(t[11:16] for t in f['inputs']['missing'])}")
+            if f["inputs"]["late"]:
+                notes.append(f"late {', '.join(t[11:16] for t in f['inputs']['late'])}")
+            say(f"   [{report['now'][11:19]}] init {f['init_time'][11:16]} by [bold]{f['method']}[/]"
+                + (f" {f['model']}" if f["model"] else "") + f", served {f['lateness_s']:.0f} s after due{miss}"
+                + (f" ({'; '.join(notes)})" if notes else "")
+                + (f" [yellow]fallback: {fb['reason']}[/]" if fb else ""), highlight=False)
+        for s in report["skipped"]:
+            counts["skipped"] += 1
+            say(f"   init {s['init_time'][11:16]} skipped: {s['reason']}", highlight=False)
+
+    return show
+
+
+def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42, quick: bool = False,
+             serve: bool = False, port: int = 8000) -> dict:
+    from forecast.worker.replay import replay
+    from forecast.worker.service import Worker
+
     say = console.print
-    say(f"[bold]forecast demo[/]  (home {home.resolve()})")
+    if fresh:
+        _fresh(settings)
+    (settings.home / "demo").mkdir(parents=True, exist_ok=True)
+    say(f"[bold]forecast demo[/]  (home {settings.home.resolve()})")
     cats = load_catalogs(settings.catalogs)
     say(f"[bold]1. catalogs[/] {len(cats)} valid in {settings.catalogs}: {', '.join(sorted(cats))}")
+    live_hours, speed = (QUICK_LIVE_HOURS, QUICK_LIVE_SPEED) if quick else (LIVE_HOURS, LIVE_SPEED)
+    live_start = DEMO_START[RADAR] + timedelta(hours=DEMO_HOURS[RADAR] - live_hours)
     summary: dict = {"datasets": {}}
-    for n, dsid in enumerate(("radar_precip", "surface_obs"), start=2):
+    samples = {}
+    for n, dsid in enumerate((RADAR, "surface_obs"), start=2):
         cat = get_catalog(settings.catalogs, dsid)
-        start, hours = DEMO_START[dsid], DEMO_HOURS[dsid]
-        out = demo_dir / "samples" / dsid
-        say(f"\n[bold]{n}. {dsid}[/]: {cat.title}")
-        say(f"   $ forecast sample {dsid} --start {iso(start)} --hours {hours:g} --out {out} --faults all --seed {seed}")
-        if (out / "manifest.json").exists():
-            manifest = json.loads((out / "manifest.json").read_text())
-            say("   sample files already there (re-using them; `forecast demo --fresh` starts over)")
-        else:
-            manifest = generate_sample(cat, start=start, hours=hours, out=out, faults=["all"], seed=seed)
-        b = manifest["batches"]
-        say(f"   {len(b['main'])} files on time, {len(b['late'])} late, {len(b['duplicates'])} duplicate, "
-            f"{len(b['revised'])} revised; planted: {', '.join(sorted({f['kind'] for f in manifest['faults']}))}")
-        end = start + timedelta(hours=hours)
-        # the main batch is a backfill of the live feed: each file available at its own time
-        batches = [
-            ("main", [out / p for p in b["main"]], None),
-            ("late + duplicates", [out / p for p in b["late"] + b["duplicates"]], end + timedelta(minutes=40)),
-            ("revised", [out / p for p in b["revised"]], end + timedelta(hours=2)),
-        ]
-        reports = []
-        for label, files, at in batches:
-            if not files:
-                continue
-            when = "--latency 0s" if at is None else f"--available-at {iso(at)}"
-            say(f"   $ forecast ingest {dsid} <{len(files)} {label} files> {when}")
-            rep = ingest(cat, files, store=store, available_at=at, latency=timedelta(0) if at is None else None,
-                         quarantine_dir=settings.quarantine_dir,
-                         scheduler=settings.dask_scheduler, workers=settings.workers)
-            reports.append(rep.to_json())
-            state = f"commit {rep.snapshot}" if rep.committed else "nothing new, no commit"
-            say(f"     {len(rep.written)} slots written ({len(rep.late)} late, {len(rep.revisions)} revised), "
-                f"{len(rep.duplicates)} duplicate, {len(rep.rejected)} rejected in {rep.seconds:.1f} s: {state}")
-            for r in rep.rejected:
-                say(f"     [yellow]quarantined[/] {Path(r['file']).name}: {r['reason']}", highlight=False)
-        say(f"   $ forecast qc run {dsid}")
-        settings.home.mkdir(parents=True, exist_ok=True)
-        queue = ReviewQueue(settings.db_url)
-        qrep = run_qc(cat, store=store, queue=queue)
-        if qrep.committed:
-            say(f"     {qrep.slots_checked} slots checked in {qrep.seconds:.1f} s, commit {qrep.snapshot}")
-            for vid, c in qrep.counts.items():
-                say(f"     {vid}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v), highlight=False)
-            say(f"     review queue: {qrep.events_added} new items ({qrep.events_existing} already queued)")
-        else:
-            say("     nothing new to check")
-        _say_faults(say, store, dsid, manifest)
-        _review(say, queue, cat, store)
-        queue.close()
-        info = dataset_summary(store, dsid)
-        say(f"   $ forecast store show {dsid}")
-        say(f"     {info['first']} .. {info['last']}: {info['slots_filled']} slots filled, "
-            f"{info['slots_missing']} missing; "
-            + "; ".join(f"{v}: {d['revised_slots']} revised, {d['archived_revisions']} old revisions kept"
-                        for v, d in info["variables"].items()))
-        rev = [f for f in manifest["faults"] if f["kind"] == "revised"]
-        if rev:
-            t = rev[0]["times"][0]
-            var = rev[0]["variable"]
-            before = open_observations(dsid, store=store, as_of=end + timedelta(hours=1)).sel(time=t.rstrip("Z"))
-            after = open_observations(dsid, store=store).sel(time=t.rstrip("Z"))
-            say(f"   as-of read of the revised slot {t} ({var}): as known at {iso(end + timedelta(hours=1))} "
-                f"revision {int(before[f'{var}_revision'])} (mean {float(np.nanmean(before[var].values)):.3f}), "
-                f"now revision {int(after[f'{var}_revision'])} (mean {float(np.nanmean(after[var].values)):.3f})")
-        summary["datasets"][dsid] = {"ingests": reports, "qc": qrep.to_json(), "store": info}
-    log = store.log()
-    say(f"\n[bold]history[/]: {len(log)} commits in {store.location}; newest: {log[0]['message']}")
-    say("   $ forecast store log radar_precip")
-    summary["model"] = _model_steps(say, settings, quick=quick)
-    lat, lon = get_catalog(settings.catalogs, "radar_precip").grid.latlon()
-    cy, cx = lat.shape[0] // 2, lat.shape[1] // 2
-    point = f"POINT({lon[cy, cx]:.3f} {lat[cy, cx]:.3f})"
-    say("\n[bold]HTTP API[/] (`make demo` serves it next at http://127.0.0.1:8000; or "
-        "`.venv/bin/uvicorn api.app:app --port 8000`):")
-    for url in ("/collections", f"/collections/radar_precip.forecast/position?coords={point}",
-                f"/collections/radar_precip.observations/position?coords={point}", "/models",
-                "/schema", "/ready", "/metrics"):
-        say(f"   http://127.0.0.1:8000{url}", highlight=False)
-    say("   review queue (a token: `forecast users add NAME --role operator`): "
-        "curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:8000/review/items", highlight=False)
-    summary["api_point"] = point
+        say(f"\n[bold]{n}. {dsid}[/]: {cat.title} - the history before the service started")
+        sample, manifest = sample_for(settings, dsid, seed, say)
+        samples[dsid] = sample
+        until = live_start if dsid == RADAR else None
+        reports = backfill(settings, dsid, sample, until=until, seed=seed, say=say)
+        qc = qc_and_review(settings, dsid, manifest, say)
+        info = describe_store(settings, dsid, manifest, say)
+        summary["datasets"][dsid] = {"ingests": reports, "qc": qc, "store": info}
+    summary["model"] = _quick_model(settings, say)
+
+    say(f"\n[bold]5. the live service[/]: the worker runs each cycle (ingest, QC, forecast due inits within their "
+        f"deadline, verify) while the feed's last {live_hours:g} hours arrive at {speed:g}x real time")
+    procs: list[subprocess.Popen] = []
+    api = _start_api(settings, port, say) if serve else None
+    if api is not None:
+        procs.append(api)
+    stop_tail = threading.Event()
+    training = None
+    if not quick:
+        log = settings.home / "demo" / "training.log"
+        log.write_text("")
+        env = {**os.environ, "FORECAST_HOME": str(settings.home.resolve()),
+               "FORECAST_CATALOGS": str(Path(settings.catalogs).resolve())}
+        training = subprocess.Popen([sys.executable, "-m", "forecast.cli.demo_training"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=open(settings.home / "demo" / "training.err", "wb"))
+        procs.append(training)
+        say(f"   in the background: the full model trains (nice), then its hindcast and the gate (log {log})")
+        _tail(log, say, stop_tail)
+    counts = {"forecasts": 0, "fallbacks": 0, "skipped": 0, "methods": {}}
+    worker = Worker(settings, [RADAR], on_cycle=_cycle_printer(say, counts))
+    wthread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
+    wthread.start()
+    say(f"   $ forecast worker {RADAR}   (worker {worker.id})", highlight=False)
+    say(f"   $ forecast replay {RADAR} {samples[RADAR]} --speed {speed:g}", highlight=False)
+    try:
+        rep = replay(settings, RADAR, samples[RADAR], speed=speed, seed=seed, start=live_start)
+        time.sleep(max(2.0, 600 / speed))  # the last files' cycles (10 feed minutes)
+        summary["live"] = {"replay": rep, **counts}
+        say(f"\n   the feed delivered {rep['files']} files in {rep['wall_seconds']:.0f} s: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(rep["kinds"].items()))
+            + f"; {counts['forecasts']} forecasts served ({', '.join(f'{k} {n}' for k, n in counts['methods'].items())}),"
+            f" {counts['fallbacks']} by a fallback, {counts['skipped']} inits skipped", highlight=False)
+        lat, lon = get_catalog(settings.catalogs, RADAR).grid.latlon()
+        cy, cx = lat.shape[0] // 2, lat.shape[1] // 2
+        point = f"POINT({lon[cy, cx]:.3f} {lat[cy, cx]:.3f})"
+        summary["api_point"] = point
+        say(f"\n[bold]6. what to look at[/] (the API{' serves now' if api else ': `make demo` serves it'} at "
+            f"http://127.0.0.1:{port}):")
+        for url in ("/collections", f"/collections/{RADAR}.forecast/position?coords={point}",
+                    f"/collections/{RADAR}.observations/position?coords={point}", "/models", "/ready", "/metrics",
+                    "/console/ (sign in with a token: `forecast users add NAME --role operator`)", "/schema"):
+            say(f"   http://127.0.0.1:{port}{url}", highlight=False)
+        say("   $ forecast worker status   $ forecast models list   $ forecast store log radar_precip")
+        if serve:
+            running = ["the worker (on the replay clock, which keeps running)", "the API"]
+            if training is not None and training.poll() is None:
+                running.append("the full model's training, hindcast and gate (its lines appear above as they come)")
+            say("\n[bold]still running[/]: " + "; ".join(running) + ". Ctrl-C stops everything.")
+            while True:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        say("\nstopping the demo's service")
+    finally:
+        worker.stop.set()
+        wthread.join(30)
+        stop_tail.set()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
     return summary
 
 
-def _say_faults(say, store, dsid: str, manifest: dict) -> None:
-    """What QC made of each planted fault: the flags at the planted cells (values are untouched)."""
-    from qc.flags import QCFlag
-
-    ds = open_observations(dsid, store=store)
-    seen: dict[str, list[str]] = {}
-    for f in manifest["faults"]:
-        var = f.get("variable")
-        if not var or f"{var}_qc" not in ds or f["kind"] not in ("spike", "impossible", "stuck", "record_extreme"):
-            continue
-        when = f["times"][-1]
-        cells = f.get("cells_by_time", {}).get(when) or f.get("cells") or [[y, x] for y in range(f["bbox"][0], f["bbox"][1] + 1)
-                                   for x in range(f["bbox"][2], f["bbox"][3] + 1)]
-        q = ds[f"{var}_qc"].sel(time=np.datetime64(when.rstrip("Z"))).values
-        flags = sorted({QCFlag(int(q[y, x])).name for y, x in cells})
-        seen.setdefault(f["kind"], []).extend(flags)
-    if seen:
-        say("     planted faults as flagged: " + "; ".join(
-            f"{k} -> {'/'.join(sorted(set(v)))}" for k, v in seen.items()), highlight=False)
-
-
-def _review(say, queue, cat, store) -> None:
-    """The duty operator accepts the most hazardous open item when it is a real extreme (the
-    planted record-breaking storm / heat), and the decision lands in the flags."""
-    items = queue.list(dataset=cat.id, state="open")
-    top = next((i for i in items if "climatology" in i.test_names and i.n_cells > 4), None)
-    if top is None:
-        return
-    say(f"   $ forecast qc queue {cat.id}   ->  {len(items)} open items; most hazardous: item {top.id}, "
-        f"{top.n_cells} cells over {top.n_slots} slots, peak {top.peak_value:.1f} beyond the record {top.record:.1f}")
-    why = "confirmed by the radar loop and rain gauges" if "precip" in top.variable else "confirmed by nearby stations"
-    say(f"   $ forecast qc decide {top.id} accept --by duty-forecaster --comment '{why}'")
-    queue.decide(top.id, "accept", by="duty-forecaster", comment=why)
-    sid = apply_pending_decisions(queue, cat, store=store, by="duty-forecaster")
-    say(f"     accepted: its {top.n_cells} cells are now GOOD with the REVIEWED_ACCEPTED bit (commit {sid}); "
-        "the values are unchanged")
-
-
-def _model_steps(say, settings: Settings, *, quick: bool) -> dict:
-    """Train on the first 18 hours (or reuse a model trained on this very snapshot), hindcast the rest
-    against the baselines, pass (or fail) the promotion gate, then forecast, with one deadline fallback."""
-    import yaml
-
-    from forecast.evaluation.hindcast import run_hindcast
-    from forecast.model.config import parse_model_config
-    from forecast.nowcast.predict import predict
-    from forecast.registry.promotion import PromotionRefused, promote
-    from forecast.registry.store import ModelRegistry
-
-    dsid, var = "radar_precip", "precipitation_rate"
-    store = store_for(settings)
-    snapshot = store.head()
-    registry = ModelRegistry(settings.db_url, settings.models_dir)
-    cfg = parse_model_config(QUICK_MODEL if quick else {})
-    cfg_path = settings.home / "demo" / ("model-quick.yaml" if quick else "model.yaml")
-    cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    start, hours = DEMO_START[dsid], DEMO_HOURS[dsid]
-    end = start + timedelta(hours=hours)
-    step = timedelta(minutes=5)
-    train_end = start + timedelta(hours=TRAIN_HOURS) - step
-    say(f"\n[bold]model[/]: the nowcast U-Net ({cfg.inputs} inputs -> {cfg.leads} leads of 5 min), trained on the "
-        f"first {TRAIN_HOURS} hours; the last {hours - TRAIN_HOURS:g} hours are kept for the hindcast")
-    say(f"   $ forecast train {dsid} --variable {var} --config {cfg_path} --end {iso(train_end)}")
-    rec = trained_on(registry, dsid, var, snapshot, cfg)
-    if rec is not None:
-        say(f"     model {rec.version} was already trained on this snapshot with this config: reusing it")
-        doc = rec.to_json()
-    else:
-        from forecast.registry.training import train_model
-
-        doc = train_model(settings, dsid, var, config_path=cfg_path, end=train_end, by="demo")
-        tr = doc["training"]
-        say(f"     registered [bold]{doc['version']}[/] as candidate: {tr['epochs']} epochs in {tr['seconds']:.0f} s "
-            f"({tr['samples_per_second']} samples/s), {tr['train_windows']} training / {tr['val_windows']} "
-            f"validation windows split by time with a {tr['gap_slots']}-slot gap")
-        rec = registry.get(doc["version"])
-    leads = doc["metrics"]["leads"]
-    picks = [r for r in leads if r["lead_minutes"] in (15, 30, 60)]
-    say("     validation RMSE (mm/h) model vs persistence: " + "; ".join(
-        f"+{r['lead_minutes']} min {r['rmse']:.3f} vs {r['rmse_persistence']:.3f}" for r in picks)
-        + f"; beats persistence at every lead: {doc['metrics']['beats_persistence_at_every_lead']}", highlight=False)
-    say(f"     recorded: snapshot {doc['snapshot']}, catalog {doc['catalog_hash'][:12]}, QC config "
-        f"{doc['qc_config_hash'][:12]}, git {doc['git_commit'] or 'n/a'}, torch {doc['versions'].get('torch')}, "
-        f"checkpoint sha256 {doc['checkpoint_sha256'][:12]}", highlight=False)
-
-    # hindcast over the held-back hours: inputs as known at each init, verified on the latest revision
-    hc_start = start + timedelta(hours=TRAIN_HOURS) + (cfg.inputs - 1) * step
-    hc_end = end - step - cfg.leads * step
-    every = "30min" if quick else "10min"
-    say(f"   $ forecast hindcast {dsid} --model {rec.version} --start {iso(hc_start)} --end {iso(hc_end)} --every {every}")
-    hc = run_hindcast(settings, dsid, model=rec.version, start=hc_start, end=hc_end, every=every,
-                      n_boot=200 if quick else 1000)
-    m = hc["summary"]["methods"]
-    idx = [cfg.leads // 2 - 1, cfg.leads - 1]
-    say(f"     {hc['inits']['verified']} inits in {hc['seconds']:.0f} s; RMSE at +{(idx[0] + 1) * 5} / +{(idx[1] + 1) * 5} min: "
-        + "; ".join(f"{name} {m[name]['continuous']['rmse'][idx[0]]:.3f} / {m[name]['continuous']['rmse'][idx[1]]:.3f}"
-                    for name in m), highlight=False)
-    say(f"     {hc['verdict']}", highlight=False)
-    say(f"     report: {hc['report']['html']}", highlight=False)
-    out: dict = {"version": rec.version, "hindcast": {"out": hc["out"], "verdict": hc["verdict"],
-                                                     "inits": hc["inits"]}, "forecasts": []}
-    rec = registry.get(rec.version)
-    if rec.stage != "production":
-        report_path = Path(hc["report"]["json"])
-        say(f"   $ forecast models promote {rec.version} --by duty-forecaster --reason 'beats persistence and S-PROG'")
-        try:
-            done = promote(settings, registry, rec.version, by="duty-forecaster",
-                           reason="hindcast beats persistence and S-PROG", report=report_path)
-            say(f"     the gate passed: {rec.version} is the production model (report recorded)")
-        except PromotionRefused as e:
-            say(f"     [yellow]the gate refused[/]: {e.decision.message()}", highlight=False)
-            why = "demo: a quick model, promoted to show forecasting" if quick else "demo: promoted despite the gate"
-            say(f"   $ forecast models promote {rec.version} --by duty-forecaster --override --reason '{why}'")
-            done = promote(settings, registry, rec.version, by="duty-forecaster", reason=why, override=True,
-                           report=report_path)
-            say("     promoted as an override, recorded with the refused report")
-        out["gate"] = done.decision.to_json()
-    cat = get_catalog(settings.catalogs, dsid)
-    inits = [end - step * (1 + 12 * i) for i in (2, 1, 0)]
-    for init in inits:
-        say(f"   $ forecast predict {dsid} --init {iso(init)}")
-        rep = predict(settings, dsid, init, registry=registry)
-        _say_forecast(say, rep, cat)
-        out["forecasts"].append({k: rep[k] for k in ("init_time", "method", "fallback", "snapshot", "written")})
-    init = inits[-1] - step
-    say(f"   $ forecast predict {dsid} --init {iso(init)} --deadline 0   (the model cannot make it)")
-    rep = predict(settings, dsid, init, registry=registry, deadline=0.0)
-    _say_forecast(say, rep, cat)
-    out["fallback_demo"] = {k: rep[k] for k in ("init_time", "method", "fallback")}
-    registry.close()
-    return out
-
-
-def trained_on(registry, dataset: str, variable: str, snapshot: str, cfg):
-    """The newest model of (dataset, variable) trained on ``snapshot`` with config ``cfg``, or None:
-    training again would give the same model, so the demo and the model bench reuse it."""
-    same = [r for r in registry.list(dataset=dataset, variable=variable)
-            if r.snapshot == snapshot and r.hyperparameters == cfg.to_dict()]
-    return same[-1] if same else None
-
-
-def _say_forecast(say, rep: dict, cat) -> None:
-    prov = rep["provenance"]
-    q = prov["qc"]["input_quality"]
-    state = "new commit" if rep["written"] else "already stored, unchanged"
-    fb = rep["fallback"]
-    say(f"     by {rep['method']}" + (f" [yellow](fallback: {fb['reason']})[/]" if fb else
-                                     f" (model {prov['model']['version']}, {prov['model']['stage']})")
-        + f"; forecast store {rep['snapshot']} ({state})", highlight=False)
-    revs = [s["revision"] for s in prov["observations"]["input_slots"]]
-    say(f"     inputs: {len(revs)} slots, revisions {revs} (-1: not yet arrived), GOOD {q['GOOD']:.1%} "
-        f"NOT_EVALUATED {q['NOT_EVALUATED']:.1%} SUSPECT {q['SUSPECT']:.2%} FAIL {q['FAIL']:.2%} "
-        f"MISSING {q['MISSING']:.1%}; values: "
-        + ", ".join(f"{k} {v}" for k, v in rep["annotations"].items() if v), highlight=False)
-
-
 def demo(
-    fresh: bool = typer.Option(False, "--fresh", help="Start over: remove the demo's samples and the store."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over: remove what the demo made under FORECAST_HOME."),
     seed: int = typer.Option(42, "--seed", help="Seed of the sample observations."),
-    quick: bool = typer.Option(False, "--quick", help="One short training epoch (a smoke test of the chain)."),
+    quick: bool = typer.Option(False, "--quick", help="Replay half an hour, no API, no background training (a smoke "
+                               "test of the chain)."),
+    serve: bool = typer.Option(False, "--serve", help="Serve the API during the demo and keep the service running "
+                               "afterwards, until Ctrl-C (`make demo` does)."),
+    port: int = typer.Option(8000, "--port", help="Port of the API with --serve."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Run everything built so far end to end on embedded sample data, saying what it does."""
+    """Run the service end to end on embedded sample data, saying what it does (see `forecast.cli.demo`)."""
     def body():
         st = load_settings()
         console = err if as_json else out
-        return run_demo(st, console, fresh=fresh, seed=seed, quick=quick), 0
+        return run_demo(st, console, fresh=fresh, seed=seed, quick=quick, serve=serve, port=port), 0
 
     run_command(as_json, body)

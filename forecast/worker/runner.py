@@ -56,12 +56,21 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process (cover
 
 
 class ModelProcess:
-    """A killable model server; `run` has the signature of `Forecaster`'s model runner."""
+    """A killable model server; `run` has the signature of `Forecaster`'s model runner.
+
+    The process is started and warmed (torch imported, the last model loaded) in the background, at the
+    worker's start and again right after a kill, so that a deadline is spent forecasting, not importing:
+    while it is (re)starting, a forecast whose deadline comes first falls back and says so, without
+    killing the process that is getting ready.
+    """
 
     def __init__(self):
         self._proc = None
         self._conn = None
         self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._warming: threading.Thread | None = None
+        self._last: tuple | None = None  # (path, version, sha) of the model to load on a restart
         self.kills = 0
 
     def _start(self) -> None:
@@ -83,36 +92,66 @@ class ModelProcess:
         except EOFError:
             return ("err", "the model process died")
 
-    def warm(self, timeout: float = 120.0) -> bool:
-        """Start the process and import torch in it now (seconds), before the first deadline counts."""
-        with self._lock:
-            answer = self._ask(("warm",), timeout)
-            return answer is not None and answer[0] == "ok"
+    def warm_async(self) -> None:
+        """Start (if needed) and warm the process in the background; `ready` is set when it can forecast."""
+        if self._warming is not None and self._warming.is_alive():
+            return
+
+        def go():
+            with self._lock:
+                answer = self._ask(("warm",), 300.0)
+                ok = answer is not None and answer[0] == "ok"
+                if ok and self._last is not None:
+                    path, version, sha = self._last
+                    self._ask(("load", path, version, sha, None, None, 0, None), 120.0)
+            if ok:
+                self._ready.set()
+            else:
+                log.error("the model process did not start: %s", answer)
+
+        self._warming = threading.Thread(target=go, name="model-warm", daemon=True)
+        self._warming.start()
+
+    def warm(self, timeout: float = 300.0) -> bool:
+        """Start and warm the process now; True once it can forecast."""
+        self.warm_async()
+        return self._ready.wait(timeout)
 
     def run(self, forecaster, inputs, mask, budget: float):
         """The model's forecast within ``budget`` seconds: ``(DataArray, None)``, or ``(None, reason)`` after
-        killing the process when it took too long or failing with the model's error."""
+        killing the process when it took too long, failing with the model's error, or while the process is
+        still getting ready."""
         rec = forecaster.record
         if budget <= 0:
             return None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s"
         path = forecaster.verified_checkpoint()  # raises when the file is gone or changed
+        self._last = (str(path), rec.version, rec.checkpoint_sha256)
         t0 = time.perf_counter()
+        if not self._ready.is_set():
+            self.warm_async()
+            if not self._ready.wait(budget):
+                return None, (f"model {rec.version} could not answer within the deadline of {forecaster.deadline:g} s: "
+                              "its process is still starting (torch import, checkpoint load)")
+        left = budget - (time.perf_counter() - t0)
         with self._lock:
             answer = self._ask(("predict", str(path), rec.version, rec.checkpoint_sha256, inputs, mask,
-                                forecaster.n_leads, forecaster.step), budget)
+                                forecaster.n_leads, forecaster.step), left)
             if answer is None:
                 self._kill()
+                self.warm_async()  # ready again for the next cycle
                 return None, (f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s "
                               f"(stopped after {time.perf_counter() - t0:.1f} s)")
         status, payload = answer
         if status == "err":
             if "died" in payload:
                 self._kill()
+                self.warm_async()
             return None, f"model {rec.version} failed: {payload}"
         return payload, None
 
     def _kill(self) -> None:
         self.kills += 1
+        self._ready.clear()
         proc, self._proc = self._proc, None
         if self._conn is not None:
             self._conn.close()
@@ -134,3 +173,4 @@ class ModelProcess:
                 self._proc.kill()
                 self._proc.join(2)
             self._proc = None
+            self._ready.clear()

@@ -107,7 +107,7 @@ class Worker:
         if self.metrics_port:
             self.metrics.serve(self.metrics_port)
         if self.runner is not None:
-            threading.Thread(target=self.runner.warm, name="model-warm", daemon=True).start()
+            self.runner.warm_async()
         hb = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
         hb.start()
         log.warning("worker %s starts on %s (%s)", self.id, ", ".join(self.datasets),

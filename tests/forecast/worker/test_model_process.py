@@ -63,27 +63,44 @@ def test_a_model_past_its_deadline_is_killed_and_the_fallback_answers(trained):
     runner = ModelProcess()
     svc = open_service(st, cat.id, clock=clock, runner=runner)
     try:
-        # a cold model process (spawn, torch import, checkpoint load) cannot answer within 0.5 s
+        # a cold model process (spawn, torch import, checkpoint load) cannot answer within 0.5 s: the fallback
+        # answers, and the process getting ready is left to finish (not killed)
         _with_deadline(svc, "0.5s")
         rep = _feed(svc, trained, clock, START + 24 * STEP)
         (f,) = rep["forecasts"]
-        assert f["method"] == "extrapolation" and "exceeded the deadline of 0.5 s" in f["fallback"]["reason"]
-        assert runner.kills == 1 and runner._proc is None  # stopped for real, nothing left running
+        assert f["method"] == "extrapolation" and "its process is still starting" in f["fallback"]["reason"]
+        assert runner.kills == 0
         # warm and with time: the model answers
         assert runner.warm()
         _with_deadline(svc, "120s")
         rep = _feed(svc, trained, clock, START + 25 * STEP)
         (f,) = rep["forecasts"]
         assert f["method"] == "model" and f["fallback"] is None and f["model"] == doc["version"]
+        # a model that hangs (its process stopped by SIGSTOP) past the deadline is killed for real, and a new
+        # process is warmed at once
+        import os
+        import signal
+
+        hung = runner._proc.pid
+        os.kill(hung, signal.SIGSTOP)
+        _with_deadline(svc, "1s")
+        rep = _feed(svc, trained, clock, START + 26 * STEP)
+        (f,) = rep["forecasts"]
+        assert f["method"] == "extrapolation" and "exceeded the deadline of 1 s" in f["fallback"]["reason"]
+        assert runner.kills == 1
+        with pytest.raises(ProcessLookupError):
+            os.kill(hung, 0)  # gone, not piling up
+        assert runner.warm(120)  # a new process, ready for the next cycle
+        _with_deadline(svc, "120s")
         # the checkpoint is deleted while the service runs: refused, said so, the fallback answers
         ckpt = st.models_dir / doc["version"] / "model.ckpt"
         saved = ckpt.read_bytes()
         ckpt.unlink()
         try:
-            rep = _feed(svc, trained, clock, START + 26 * STEP)
+            rep = _feed(svc, trained, clock, START + 27 * STEP)
             (f,) = rep["forecasts"]
             assert f["method"] == "extrapolation" and "missing" in f["fallback"]["reason"]
-            assert f["init_time"] == iso(START + 26 * STEP) and runner.kills == 1
+            assert f["init_time"] == iso(START + 27 * STEP) and runner.kills == 1
         finally:
             ckpt.write_bytes(saved)
     finally:
