@@ -27,9 +27,7 @@ $(CHROMIUM):
 browser: $(CHROMIUM)
 
 demo: install
-	$(BIN)/forecast demo
-	@echo "serving the HTTP API on the demo's stores at http://127.0.0.1:8000 (Ctrl-C stops it; OpenAPI at /schema)"
-	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000 --workers 1 --log-level warning
+	$(BIN)/forecast demo --serve
 
 test: install browser
 	$(BIN)/python -m pytest -q

@@ -186,6 +186,7 @@ def _cycle_printer(say, counts: dict):
 
 def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42, quick: bool = False,
              serve: bool = False, port: int = 8000) -> dict:
+    from forecast.clock import write_replay_clock
     from forecast.worker.replay import replay
     from forecast.worker.service import Worker
 
@@ -231,6 +232,8 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
         say(f"   in the background: the full model trains (nice), then its hindcast and the gate (log {log})")
         _tail(log, say, stop_tail)
     counts = {"forecasts": 0, "fallbacks": 0, "skipped": 0, "methods": {}}
+    # the service runs on the feed's time from the start (the replay keeps this clock)
+    write_replay_clock(settings.home, RADAR, sim0=live_start, speed=speed)
     worker = Worker(settings, [RADAR], on_cycle=_cycle_printer(say, counts))
     wthread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
     wthread.start()

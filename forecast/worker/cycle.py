@@ -255,9 +255,13 @@ def plan_inits(svc: Service, variable: str, now: datetime) -> list[Planned]:
         if due > now_s:
             continue  # not due yet: waits for its slot (or its late-wait)
         if now_s > due + deadline + expire:
-            reason = ("its deadline passed while no cycle ran (worker down, or the clock jumped)" if slot < lo
-                      else f"its deadline {iso(due + deadline)} passed {int(now_s - due - deadline)} s ago "
-                           "(the worker fell behind)")
+            if last is None:
+                reason = f"its deadline {iso(due + deadline)} passed before the worker started"
+            elif slot < lo:
+                reason = "its deadline passed while no cycle ran (worker down, or the clock jumped)"
+            else:
+                reason = (f"its deadline {iso(due + deadline)} passed {int(now_s - due - deadline)} s ago "
+                          "(the worker fell behind)")
             plans.append(Planned(**p, action="skip", reason=reason))
             continue
         ready.append(Planned(**p, action="forecast"))

@@ -49,26 +49,30 @@ def test_reporting_commands_take_json(cmd):
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(tmp_path, monkeypatch):
+def test_demo_runs_the_live_service_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FORECAST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FORECAST_CATALOGS", str(ROOT / "catalogs"))
     res = CliRunner().invoke(app, ["demo", "--quick", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    model = doc["model"]
-    assert model["version"] == "v1" and len(model["forecasts"]) == 3
-    assert all(f["method"] == "model" and f["fallback"] is None for f in model["forecasts"])
-    assert "deadline" in model["fallback_demo"]["fallback"]["reason"]
+    # the history: backfilled in the feed's order, QC'd, the storm accepted by the duty operator
     radar = doc["datasets"]["radar_precip"]
-    main, late, revised = radar["ingests"]
-    assert len(main["written"]) > 20 and main["rejected"]  # the corrupt file is quarantined
-    assert late["late"] and late["duplicates"]
-    assert revised["revisions"]
-    assert radar["store"]["variables"]["precipitation_rate"]["archived_revisions"] == 1
-    # a second run ingests nothing new
-    res = CliRunner().invoke(app, ["demo", "--quick", "--json"])
-    assert res.exit_code == 0
+    on_time, *later = radar["ingests"]
+    assert len(on_time["written"]) > 200 and any(r["late"] for r in later) and any(r["revisions"] for r in later)
+    assert radar["qc"]["events_added"] >= 1
+    # a quick model in production (by a recorded override) before the live service starts
+    assert doc["model"]["version"] == "v1" and doc["model"]["production"] == "v1"
+    # the live service: the replayed feed's files arrived and the worker served forecasts from them
+    live = doc["live"]
+    assert live["replay"]["files"] >= 5 and live["forecasts"] >= 5
+    assert live["methods"].get("model", 0) >= 1  # the model answers once its process is warm
+    from forecast.settings import Settings
+    from forecast.worker.status import worker_status
+
+    status = worker_status(Settings())
+    assert status["lease"] is not None and status["last_cycle"]["method"] in ("model", "extrapolation")
+    # everything was stored once: feeding the same files again changes nothing
+    sample = tmp_path / "home" / "demo" / "samples" / "radar_precip"
+    res = CliRunner().invoke(app, ["ingest", "radar_precip", str(sample), "--json"])
     again = json.loads(res.stdout)
-    assert all(not r["committed"] for r in again["datasets"]["radar_precip"]["ingests"])
-    assert again["model"]["version"] == "v1"  # the model trained on this snapshot is reused
-    assert not any(f["written"] for f in again["model"]["forecasts"])  # forecasts are idempotent
+    assert not again["committed"] and again["written"] == [] and len(again["duplicates"]) > 200
