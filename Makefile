@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/model.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/worker.py
 
 bench-quick: install
 	$(BIN)/python bench/ingest.py --quick
@@ -50,6 +51,7 @@ bench-quick: install
 	$(BIN)/python bench/model.py --quick
 	$(BIN)/python bench/api.py --quick
 	$(BIN)/python bench/console.py --quick
+	$(BIN)/python bench/worker.py --quick
 
 schema: install
 	$(BIN)/forecast catalog schema --out catalogs/schema.json

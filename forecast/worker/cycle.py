@@ -462,6 +462,9 @@ def run_cycle(svc: Service, *, init: datetime | None = None) -> dict[str, Any]:
             done["deadline_missed"] = rows[-1]["deadline_missed"]
             report["forecasts"].append(done)
     stages["forecast"] = time.perf_counter() - t
+    for r in rows:  # each init's row carries the cycle's own stages beside its forecast's
+        if r["status"] == "done":
+            r["stages"] = {"ingest": round(stages["ingest"], 4), "qc": round(stages["qc"], 4), **r["stages"]}
     svc.db.record_cycles(rows)
     for r in rows:
         key = (r["variable"], to_epoch(r["init_time"]))

@@ -2,7 +2,8 @@
 written, and where files go after ingest (the archive) or when they are bad (quarantine, by ingest).
 
 A file is taken when it is complete: renamed into place (writers should write ``name.part`` or a hidden
-``.name`` and rename), or, for a writer that cannot rename, once its size and modification time have not
+``.name`` and rename; a rename changes the file's inode time after its last write, which is how it is
+recognised at once), or, for a writer that cannot rename, once its size and modification time have not
 changed for the feed's ``settle`` time (clock time: a replay at N times real time settles N times faster). Temporary names (hidden files, ``*.part``, ``*.tmp``,
 ``*.partial``, ``*~``) are never taken. A file's arrival time is the clock's time when the worker first saw
 it complete: that is its ``available_at`` in the store.
@@ -98,10 +99,12 @@ class Inbox:
             if prev is None or (prev[0], prev[1]) != (st.st_size, st.st_mtime_ns):
                 first_clock = prev[3] if prev is not None else self.clock.now()
                 self._seen[path] = prev = (st.st_size, st.st_mtime_ns, wall, first_clock)
-            # unchanged for the settle time (the clock's: a replay runs it faster), by our own observation
-            # or by its modification time
+            # renamed (or moved) into place after its last write: the inode changed after the data did
+            renamed = st.st_ctime_ns > st.st_mtime_ns
+            # or unchanged for the settle time (the clock's: a replay runs it faster), by our own
+            # observation or by its modification time
             stable_for = max(wall - prev[2], wall - st.st_mtime_ns / 1e9) * self.clock.speed
-            if st.st_size > 0 and stable_for >= self.settle_s:
+            if st.st_size > 0 and (renamed or stable_for >= self.settle_s):
                 out.append(Arrival(path=path, size=st.st_size, arrived_at=prev[3]))
         for gone in set(self._seen) - present:
             del self._seen[gone]
