@@ -40,3 +40,38 @@ def trains_model(fixture_func):
     """Mark a fixture that trains a model: every test using it is marked ``slow`` (tests/conftest.py)."""
     fixture_func.trains_model = True
     return fixture_func
+
+
+#: the PostgreSQL server every machine runs (trust auth, database ``test``)
+PG_URL = __import__("os").environ.get("REVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pg_schema(prefix: str):
+    """A context manager: a fresh schema name on the PostgreSQL server (dropped afterwards); fails the test
+    with one sentence when the server cannot be reached (every machine runs one: a skip would hide it)."""
+    import contextlib
+    import uuid
+
+    import pytest
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    @contextlib.contextmanager
+    def run():
+        schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(PG_URL)
+        try:
+            with admin.connect() as c:
+                c.execute(text("SELECT 1"))
+        except OperationalError as e:
+            admin.dispose()
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable ({e.orig}); these tests need it "
+                        "(start it, or point REVIEW_TEST_POSTGRES_URL at one)")
+        try:
+            yield schema
+        finally:
+            with admin.begin() as c:
+                c.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.dispose()
+
+    return run()

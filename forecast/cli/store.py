@@ -14,7 +14,6 @@ from forecast.cli.output import (
     run_command,
     time_option,
 )
-from forecast.errors import BadInputError
 
 store_app = typer.Typer(help="The versioned observation store: history and contents.", no_args_is_help=True)
 
@@ -30,8 +29,7 @@ def store_log(
     def body():
         st = load_settings()
         store = store_for(st)
-        if not store.exists():
-            raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+        store.require()
         entries = store.log(dataset, limit=limit)
         if not as_json:
             t = Table(title=f"commits touching {dataset}")
@@ -58,8 +56,7 @@ def store_show(
     def body():
         st = load_settings()
         store = store_for(st)
-        if not store.exists():
-            raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+        store.require()
         doc = dataset_summary(store, dataset, as_of=time_option(as_of, "--as-of"))
         if not as_json:
             out.print(f"[bold]{dataset}[/] ({doc['as_of']}) snapshot {doc['snapshot']}", highlight=False)

@@ -208,8 +208,7 @@ def run_hindcast(
         prod_info = ModelRef.from_record(prod).to_json() if prod is not None and prod.version != rec.version else None
 
     store = store_for(settings)
-    if not store.exists():
-        raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+    store.require()
     thr = tuple(float(t) for t in (thresholds if thresholds is not None else default_thresholds(catalog, variable)))
     fthr = tuple(float(t) for t in fss_thresholds) if fss_thresholds is not None else thr
     wins = tuple(int(w) for w in fss_windows)

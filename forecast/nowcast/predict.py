@@ -78,8 +78,7 @@ def predict(settings, dataset: str, init: datetime | str, *, model: str | None =
         variable = registry.get(model).variable
     fc = Forecaster(catalog, variable, registry=registry, model=model, deadline=deadline)
     store = store_for(settings)
-    if not store.exists():
-        raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+    store.require()
     obs = read_inputs(store, catalog, variable, init_dt, fc.k, as_of=as_of_dt, snapshot=store.head())
     produced = fc.produce(obs, init_dt, as_of=as_of_dt)
     run = model if model is not None else PRODUCTION

@@ -142,8 +142,7 @@ def run_qc(
     cfg = qc_config(catalog)
     chash = cfg.config_hash()
     report = QCReport(dataset=catalog.id, snapshot=None, committed=False, qc_config_hash=chash)
-    if not store.exists():
-        raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+    store.require()
     with store.lock():
         session = store.writable()
         if not store.has_dataset(session, catalog.id):

@@ -100,8 +100,7 @@ def train_model(settings, dataset: str, variable: str, *, config_path: str | Pat
             raise BadInputError(f"the number of epochs must be at least 1, got {max_epochs}", param="max_epochs")
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_epochs": max_epochs})})
     store = store_for(settings)
-    if not store.exists():
-        raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+    store.require()
     snapshot = store.head()
     series = load_series(store, dataset, variable, snapshot=snapshot, start=start, end=end,
                          include_unreviewed_suspect=cfg.include_unreviewed_suspect)

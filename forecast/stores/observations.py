@@ -22,6 +22,12 @@ class ObservationStore(ObservationLayout, IcechunkRepo):
 
     label = "observation store"
 
+    def require(self) -> ObservationStore:
+        """This store, or a BadInputError saying it does not exist yet (nothing was ingested)."""
+        if not self.exists():
+            raise BadInputError(f"the observation store {self.location} does not exist yet; ingest some files first")
+        return self
+
 
 # -- reading -----------------------------------------------------------------------------------------
 
@@ -86,8 +92,7 @@ def open_observations(
     elif not isinstance(store, ObservationStore):
         store = ObservationStore(store)
     dsid = dataset.id if isinstance(dataset, Catalog) else dataset
-    if not store.exists():
-        raise BadInputError(f"the observation store {store.location} does not exist yet; ingest some files first")
+    store.require()
     session = store.readonly(snapshot)
     if not store.has_dataset(session, dsid):
         raise BadInputError(f"dataset {dsid!r} has no data in the observation store {store.location}; ingest it first")

@@ -8,16 +8,18 @@ Everything is built through the package-level APIs the console itself uses.
 
 from __future__ import annotations
 
-import copy
 import json
+import sys
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))  # testkit, also when bench/console.py imports this module
+
+from testkit import small_doc, write_catalog  # noqa: E402
 START = datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
 HOURS = 2.0
 INITS = [datetime(2026, 7, 15, 13, 30, tzinfo=timezone.utc), datetime(2026, 7, 15, 13, 35, tzinfo=timezone.utc)]
@@ -27,19 +29,8 @@ USERS = (("rita", "reader"), ("otto", "operator"), ("olga", "operator"), ("ada",
 
 
 def catalog_doc(size: int = 64, dataset_id: str = "radar_precip") -> dict:
-    doc = copy.deepcopy(yaml.safe_load((REPO / "catalogs" / "radar_precip.yaml").read_text()))
-    doc["grid"]["x"]["size"] = size
-    doc["grid"]["y"]["size"] = size
-    doc["time"]["block"] = 48
-    doc["id"] = dataset_id
-    return doc
-
-
-def write_catalog(folder: Path, doc: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / f"{doc['id']}.yaml"
-    p.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return p
+    """The shipped radar catalog on a ``size`` x ``size`` grid (`testkit.small_doc`)."""
+    return small_doc("radar_precip", ny=size, nx=size, dataset_id=dataset_id)
 
 
 def make_forecast(cat, *, scale: float = 1.0):

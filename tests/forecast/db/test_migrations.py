@@ -4,13 +4,11 @@ component migrates on first use."""
 
 from __future__ import annotations
 
-import os
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from forecast.db.engine import make_engines
 from forecast.db.migrate import current_revision, head_revision, upgrade
@@ -18,8 +16,8 @@ from forecast.db.tables import METADATA
 from forecast.db.users import UserStore
 from forecast.registry import ModelRegistry
 from forecast.review import ReviewQueue
+from testkit import PG_URL, pg_schema
 
-PG_URL = os.environ.get("REVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,14 +26,8 @@ def empty(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'service.db'}", None
         return
-    schema = f"migrate_test_{uuid.uuid4().hex[:12]}"
-    try:
-        create_engine(PG_URL).connect().close()
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is not reachable at {PG_URL} ({type(e).__name__}); every machine runs it")
-    yield PG_URL, schema
-    with create_engine(PG_URL).begin() as c:
-        c.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("migrate_test") as schema:
+        yield PG_URL, schema
 
 
 def _diff(write, schema):

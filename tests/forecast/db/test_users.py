@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from forecast.db.users import UserExistsError, UserStore
 from forecast.errors import BadInputError
+from testkit import PG_URL, pg_schema
 
 
 def test_users_cli(tmp_path, monkeypatch):
@@ -37,21 +36,10 @@ def test_users_cli(tmp_path, monkeypatch):
 
 
 def test_users_on_postgresql():
-    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    schema = f"users_test_{uuid.uuid4().hex[:12]}"
-    try:
-        create_engine(url).connect().close()
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({type(e).__name__}); every machine runs it, "
-                    "and the users table must be tested on it")
-    try:
-        with UserStore(url, schema=schema) as users:
-            u, token = users.add("pg", "admin")
-            assert users.authenticate(token).name == "pg" and users.revoke("pg").active is False
-            assert users.authenticate(token) is None
-    finally:
-        with create_engine(url).begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    with pg_schema("users_test") as schema, UserStore(PG_URL, schema=schema) as users:
+        u, token = users.add("pg", "admin")
+        assert users.authenticate(token).name == "pg" and users.revoke("pg").active is False
+        assert users.authenticate(token) is None
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a/b", "x" * 129])

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from testkit import PG_URL, pg_schema
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from forecast.cli import app
@@ -31,7 +32,6 @@ from forecast.registry.store import (
     UnknownModelError,
 )
 
-PG_URL = os.environ.get("REVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 RECORD = {
     "snapshot": "1CECHNKREP0F1RSTSPAP",
@@ -69,21 +69,8 @@ def db(request, tmp_path):
     if request.param == "sqlite":
         yield DB(f"sqlite:///{tmp_path}/home/review.db", None, root)
         return
-    schema = f"registry_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    try:
-        with admin.connect() as c:
-            c.execute(text("SELECT 1"))
-    except OperationalError as e:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {PG_URL} is unreachable ({e.orig}); the registry tests need it "
-                    "(start it, or point REVIEW_TEST_POSTGRES_URL at one)")
-    try:
+    with pg_schema("registry_test") as schema:
         yield DB(PG_URL, schema, root)
-    finally:
-        with admin.begin() as c:
-            c.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture

@@ -9,17 +9,17 @@ afterwards. An unreachable server fails these tests: CI provides one.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, delete, text, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+
+from testkit import PG_URL, pg_schema
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import DBAPIError
 
 from qc.flags import QCFlag, TestBit
 from forecast.review import (
@@ -34,7 +34,6 @@ from forecast.review import (
 )
 from forecast.db.tables import METADATA, AuditRow, ItemRow
 
-PG_URL = os.environ.get("REVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 T0 = np.datetime64("2026-07-15T12:00:00")
 
 
@@ -56,23 +55,8 @@ def db(request, tmp_path):
     if request.param == "sqlite":
         yield DB(f"sqlite:///{tmp_path}/home/review.db", None)
         return
-    schema = f"review_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    try:
-        with admin.connect() as c:
-            c.execute(text("SELECT 1"))
-    except OperationalError as e:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL at {PG_URL} is unreachable ({e.orig}); the review queue tests need it "
-            "(start it, or point REVIEW_TEST_POSTGRES_URL at one)"
-        )
-    try:
+    with pg_schema("review_test") as schema:
         yield DB(PG_URL, schema)
-    finally:
-        with admin.begin() as c:
-            c.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture

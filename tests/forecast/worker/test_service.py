@@ -4,7 +4,6 @@ worker waits as standby and takes over within the lease's time when the first is
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
