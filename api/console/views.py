@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from api.console import render
-from api.console.data import FLAG_NAMES, ConsoleData, test_names
+from api.console.data import FLAG_NAMES, ConsoleData
+from api.flags import test_names
 from forecast.timeutil import iso, to_epoch
 
 PAGE_SIZE = 50

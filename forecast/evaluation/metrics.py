@@ -1,5 +1,9 @@
 """Hindcast verification: one accumulator of gridded forecast scores; every convention is pinned here.
 
+One module on purpose (about 650 lines, a third of it this docstring): the conventions below and the
+`Verifier` that implements them are one contract, read and changed together; the pure scores live in
+`forecast.evaluation.scores` and the bootstrap in `forecast.evaluation.bootstrap`.
+
 A `Verifier` takes, per (init time, method), a forecast and the verifying observations as arrays
 ``(lead_time, y, x)`` with a boolean ``valid`` mask of the same shape, reduces them at once to small sums
 (memory does not grow with the grid or, for the aggregates, with the period) and turns the sums into

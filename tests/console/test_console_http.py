@@ -362,7 +362,7 @@ def test_quality_page_counts_late_missing_and_revised(world, client):
 
 
 def test_quality_reads_the_feed_latency_of_the_catalog():
-    from api.console.data import expected_latency
+    from api.console.quality import expected_latency
     from forecast.catalog import parse_catalog
     from testkit import small_doc
 
