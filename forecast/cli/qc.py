@@ -25,6 +25,8 @@ qc_app = typer.Typer(help="Quality control: flag values (never change them) and 
 def qc_run(
     dataset: str = typer.Argument(..., help="Dataset id."),
     since: Optional[str] = typer.Option(None, "--since", help="Also re-check every slot from this time on."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="dask.distributed scheduler address (default: FORECAST_DASK_SCHEDULER or threads)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Flag new and revised slots (with the history temporal checks need); one commit of flags; then write
@@ -38,7 +40,8 @@ def qc_run(
         cat = get_catalog(st.catalogs, dataset)
         store = store_for(st)
         with progress(f"qc {dataset}", not as_json) as tick, _queue(st) as queue:
-            rep = run_qc(cat, store=store, since=time_option(since, "--since"), progress=tick, queue=queue)
+            rep = run_qc(cat, store=store, since=time_option(since, "--since"), progress=tick, queue=queue,
+                         scheduler=scheduler or st.dask_scheduler)
             decisions = apply_pending_decisions(queue, cat, store=store, by="qc-run")
         doc = rep.to_json()
         doc["decisions_snapshot"] = decisions

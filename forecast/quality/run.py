@@ -132,13 +132,34 @@ def run_qc(
     scheduler: str | None = None,
     queue: Any = None,
 ) -> QCReport:
-    """Flag new or revised slots of a dataset (see the module docstring); one commit, or none."""
+    """Flag new or revised slots of a dataset (see the module docstring); one commit, or none.
+
+    ``scheduler``: dask's threads by default, ``"sync"``, or a dask.distributed scheduler address (the
+    checks are computed on the cluster; the flags are written here, in one commit).
+    """
+    t0 = _time.perf_counter()
+    tune_malloc()
+    client = None
+    sched: Any = scheduler or "threads"
+    if scheduler and "://" in scheduler:  # a dask.distributed cluster computes the checks
+        from distributed import Client
+
+        client = Client(scheduler, set_as_default=False)
+        sched = client.get
+    try:
+        return _run_qc(catalog, store=store, since=since, block_cells=block_cells, progress=progress, sched=sched,
+                       queue=queue, t0=t0)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_qc(catalog: Catalog, *, store: ObservationStore, since, block_cells: int, progress, sched, queue,
+            t0: float) -> QCReport:
     import dask
     import dask.array as da
     import zarr
 
-    t0 = _time.perf_counter()
-    tune_malloc()
     cfg = qc_config(catalog)
     chash = cfg.config_hash()
     report = QCReport(dataset=catalog.id, snapshot=None, committed=False, qc_config_hash=chash)
@@ -194,9 +215,12 @@ def run_qc(
             flags = run_checks(ds, cfg, variables_meta=catalog.variables).isel(time=slice(a - ra, b - ra))
             # each block lands in its place of one array per output (no concatenation of the blocks)
             names = [n for vid in cfg.variables for n in qc_arrays(vid)[:2]]
-            results = {n: np.empty(flags[n].shape, dtype=flags[n].dtype) for n in names}
-            with dask.config.set(scheduler=scheduler or "threads"):
-                da.store([flags[n].data for n in names], [results[n] for n in names], lock=False)
+            if isinstance(sched, str):
+                results = {n: np.empty(flags[n].shape, dtype=flags[n].dtype) for n in names}
+                with dask.config.set(scheduler=sched):
+                    da.store([flags[n].data for n in names], [results[n] for n in names], lock=False)
+            else:  # a cluster's workers cannot write into this process's arrays: the blocks come back
+                results = dict(zip(names, dask.compute(*[flags[n].data for n in names], scheduler=sched)))
             for vid in cfg.variables:
                 vs = state.vars[vid]
                 qn, tn, rn = qc_arrays(vid)

@@ -134,7 +134,8 @@ def _ingest(svc: Service, now: datetime) -> dict[str, Any]:
 def _qc(svc: Service) -> dict[str, Any]:
     from forecast.quality import apply_pending_decisions, run_qc
 
-    rep = run_qc(svc.catalog, store=svc.store, queue=svc.db.spooling_queue(), scheduler="threads")
+    rep = run_qc(svc.catalog, store=svc.store, queue=svc.db.spooling_queue(),
+                 scheduler=svc.settings.dask_scheduler or "threads")
     decisions = svc.db.call("queue", lambda q: apply_pending_decisions(q, svc.catalog, store=svc.store,
                                                                        by=svc.worker_id))
     return {"slots_checked": rep.slots_checked, "events_added": rep.events_added, "committed": rep.committed,

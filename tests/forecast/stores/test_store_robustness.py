@@ -108,15 +108,22 @@ def test_sigkill_at_random_points_then_rerun_equals_clean_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_ingest_on_a_dask_distributed_cluster(tmp_path):
+def test_ingest_and_qc_on_a_dask_distributed_cluster(tmp_path):
     from distributed import LocalCluster
+
+    from forecast.quality import run_qc
 
     cat, _ = _setup(tmp_path)
     files = _files(tmp_path / "in", cat, range(6))
     local = ObservationStore(tmp_path / "local")
     ingest(cat, files, store=local, available_at=T0, scheduler="sync")
+    run_qc(cat, store=local, scheduler="sync")
     dist = ObservationStore(tmp_path / "dist")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         rep = ingest(cat, files, store=dist, available_at=T0, scheduler=cluster.scheduler_address)
-    assert len(rep.written) == 6 and rep.committed
+        qc = run_qc(cat, store=dist, scheduler=cluster.scheduler_address)
+    assert len(rep.written) == 6 and rep.committed and qc.committed and qc.slots_checked == 6
     xr.testing.assert_identical(_state(dist, cat.id), _state(local, cat.id))
+    a = open_observations(cat.id, store=local)
+    b = open_observations(cat.id, store=dist)
+    np.testing.assert_array_equal(a[f"{P}_qc"].values, b[f"{P}_qc"].values)
