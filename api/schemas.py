@@ -109,7 +109,7 @@ class UserIn(msgspec.Struct, forbid_unknown_fields=True):
 
     name: Annotated[str, msgspec.Meta(extra_json_schema={"extra": {
         "min_length": 1, "max_length": 128, "pattern": r"^[^/]*[^\s/][^/]*$"}})]
-    role: Literal["reader", "operator", "admin"]
+    role: Literal["reader", "operator", "forecaster", "admin"]
 
 
 class ItemsDoc(msgspec.Struct):

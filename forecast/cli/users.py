@@ -12,7 +12,8 @@ from forecast.cli.output import (
     run_command,
 )
 
-users_app = typer.Typer(help="API users: bearer tokens with roles reader / operator / admin.", no_args_is_help=True)
+users_app = typer.Typer(help="API users: bearer tokens with roles reader / operator / forecaster / admin.",
+                        no_args_is_help=True)
 
 
 def _store():
@@ -26,7 +27,8 @@ def _store():
 @users_app.command("add")
 def users_add(
     name: str = typer.Argument(..., help="User name (decisions are recorded under it)."),
-    role: str = typer.Option(..., "--role", help="reader, operator (review decisions) or admin (user management)."),
+    role: str = typer.Option(..., "--role", help="reader, operator (review decisions), forecaster (also model "
+                             "promotion) or admin (also user management)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a user and print its token ONCE (only a hash is stored: keep the token safe)."""

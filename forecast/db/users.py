@@ -6,7 +6,8 @@ argon2) defends low-entropy secrets against guessing; a 256-bit random token can
 slow hash would only cost ~50 ms of CPU on every authenticated request without adding safety, whereas
 SHA-256 lets the lookup be one indexed equality query. The clear token is shown once, when created.
 
-Roles are ordered: ``reader`` < ``operator`` < ``admin``; a role includes the ones below it.
+Roles are ordered: ``reader`` < ``operator`` < ``forecaster`` < ``admin``; a role includes the ones below it
+(a forecaster approves model promotions; an admin also manages users).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["NAME_RULE", "ROLES", "User", "UserExistsError", "UserStore", "Unknow
 
 log = logging.getLogger(__name__)
 
-ROLES = ("reader", "operator", "admin")
+ROLES = ("reader", "operator", "forecaster", "admin")
 TOKEN_PREFIX = "fcst_"
 
 users_table = api_users

@@ -109,7 +109,8 @@ def build_world(tmp):
         fstore.write(cat, "production", init, make_forecast(cat, init, scale=1.0 + k), provenance(cat, init, store.head()))
     tokens = {}
     with UserStore(db) as users:
-        for name, role in (("rita", "reader"), ("otto", "operator"), ("olga", "operator"), ("ada", "admin")):
+        for name, role in (("rita", "reader"), ("otto", "operator"), ("olga", "operator"), ("fred", "forecaster"),
+                           ("ada", "admin")):
             tokens[role if name not in ("olga",) else "operator2"] = users.add(name, role, by="test")[1]
     return {"tmp": tmp, "home": home, "catalog": cat, "manifest": manifest, "db": db, "tokens": tokens,
             "store": store, "fstore": fstore}

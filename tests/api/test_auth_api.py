@@ -20,7 +20,7 @@ PROTECTED = [
 ]
 
 
-ROLES = ["reader", "operator", "admin"]
+ROLES = ["reader", "operator", "forecaster", "admin"]
 
 
 def _call(c, method, path, body, headers):

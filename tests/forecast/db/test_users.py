@@ -24,7 +24,7 @@ def test_users_cli(tmp_path, monkeypatch):
     r = run(app, ["users", "add", "ana", "--role", "admin"])
     assert r.exit_code == 2 and "already exists" in r.stderr
     r = run(app, ["users", "add", "bob", "--role", "king"])
-    assert r.exit_code == 2 and "role must be one of reader, operator, admin" in r.stderr
+    assert r.exit_code == 2 and "role must be one of reader, operator, forecaster, admin" in r.stderr
     r = run(app, ["users", "list", "--json"])
     assert [u["name"] for u in json.loads(r.stdout)["users"]] == ["ana"] and doc["token"] not in r.stdout
     assert run(app, ["users", "revoke", "ana"]).exit_code == 0
