@@ -96,9 +96,10 @@ def test_a_standby_takes_over_when_the_holder_dies(tmp_path):
 def test_killed_and_restarted_during_a_replay_resumes_without_duplicates_or_gaps(tmp_path):
     from forecast.worker.replay import replay
 
-    # a generous deadline: a restart (seconds of imports) stays within it, so no init may be missed
+    # a generous deadline (an hour of feed time, a minute of wall time at 60x): a restart, even on a loaded
+    # machine, stays within it, so no init may be missed
     st, cat, sample, manifest = make_world(tmp_path, hours=1.5, faults=("missing", "late", "duplicate"),
-                                           feed={"deadline": "15min", "expire_after": "15min"})
+                                           feed={"deadline": "60min", "expire_after": "60min"})
     speed = 60.0
     done = threading.Event()
     result = {}
