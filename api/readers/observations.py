@@ -46,12 +46,13 @@ class ObsView:
             lo = max(0, self.first_slot if self.first_slot >= 0 else 0, hi - default_slots + 1)
         else:
             a, b = interval
-            lo = _ceil_slot(t, a) if a is not None else max(0, last - default_slots + 1)
-            hi = _floor_slot(t, b) if b is not None else last
+            hi = last if b is None else _floor_slot(t, b)
+            if hi is not None:
+                hi = min(hi, last)  # nothing past the store's last slot (or the as-of slot) exists to read
+            # an open start counts the default window back from the interval's end, not from the store's
+            lo = _ceil_slot(t, a) if a is not None else (None if hi is None else max(0, hi - default_slots + 1))
             if hi is None or lo is None or hi < lo:
                 raise Problem(404, f"datetime: no slot of {self.dataset} (every {t.step}) lies in the interval")
-            if a is None:
-                lo = max(lo, hi - default_slots + 1)
         if hi - lo + 1 > max_slots:
             raise Problem(400, f"datetime: the interval spans {hi - lo + 1} slots of {t.step}; at most {max_slots} "
                                "may be asked at once for this query (narrow the interval)")

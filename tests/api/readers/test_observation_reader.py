@@ -41,9 +41,6 @@ def test_slot_range_default_interval_and_as_of(view):
         view.slot_range((_s(12, 0), _s(12, 20)), None, 12, 4)
 
 
-@pytest.mark.xfail(strict=True, reason="an open start counts the default slots back from the store's last slot, "
-                   "not from the interval's end: '../12:20' is a 404 once 12:20 is older than that window (kept "
-                   "as it was during the restructure; the fix: lo = max(0, hi - default_slots + 1) first)")
 def test_open_start_counts_back_from_the_end_of_the_interval(view):
     f = view.first_slot
     assert view.slot_range((None, _s(12, 20)), None, 3, 100) == (f + 2, f + 4)
