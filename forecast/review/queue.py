@@ -21,7 +21,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -34,7 +33,6 @@ from forecast.db.tables import (
     ItemRow,
 )
 from forecast.review.errors import (
-    FourEyesError,
     InvalidDecision,
     InvalidRequest,
     ItemNotFound,
@@ -48,7 +46,6 @@ from forecast.review.records import (
     ItemDetail,
     Writeback,
     audit_from_row,
-    cell_rows,
     decision_from_row,
     finite_or_none,
     item_fields,
@@ -57,6 +54,7 @@ from forecast.review.records import (
     unpack_cells,
     utc_now,
 )
+from forecast.review.rules import FourEyesRefusal, cells_arg, plan_decision
 from qc.events import Event
 
 __all__ = [
@@ -348,7 +346,7 @@ class ReviewQueue(SQLStore):
         if not isinstance(comment, str) or not comment.strip():
             raise InvalidDecision("a decision needs a comment saying why (got an empty one)")
         comment = comment.strip()
-        chosen = None if cells is None else _cells_arg(cells)
+        chosen = None if cells is None else cells_arg(cells)
         try:
             with self._write.begin() as conn:
                 return self._decide(conn, item_id, action, by, comment, chosen, expected_version)
@@ -411,78 +409,20 @@ class ReviewQueue(SQLStore):
         )
         prior = (
             conn.execute(
-                select(_decisions.c.id, _decisions.c.status, _decisions.c.by, _decisions.c.cells)
+                select(_decisions.c.id, _decisions.c.status, _decisions.c.by, _decisions.c.cells, _decisions.c.outcome)
                 .where(_decisions.c.item_id == item_id, _decisions.c.status.in_(("final", "awaiting_second")))
                 .order_by(_decisions.c.id)
             )
             .mappings()
             .all()
         )
-        pending = next((p for p in prior if p["status"] == "awaiting_second"), None)
-        decided = [unpack_cells(p["cells"]) for p in prior if p["status"] == "final"]
-
-        resolves = None
-        if pending is not None:
-            target = unpack_cells(pending["cells"])
-            if chosen is not None and not _same_set(chosen, target):
-                raise InvalidDecision(
-                    f"review item {item_id} has a reject by {pending['by']} awaiting a second operator on "
-                    f"{len(target)} cell(s); decide on exactly those cells (omit cells) before any other"
-                )
-            if action == "reject" and by.casefold() == pending["by"].casefold():
-                raise _Refused(
-                    FourEyesError(
-                        f"{by} proposed rejecting review item {item_id} and cannot confirm it: rejecting values "
-                        "beyond the climatological record needs a second, different operator"
-                    ),
-                    {"action": "four_eyes_refused", "attempted": action, "pending_decision": pending["id"]},
-                )
-            resolves = pending["id"]
-            status, outcome = "final", ("rejected" if action == "reject" else "accepted")
-        else:
-            undecided = all_cells
-            if decided:
-                done = cell_rows(np.concatenate(decided))
-                undecided = all_cells[~np.isin(cell_rows(all_cells), done)]
-            if chosen is None:
-                target = undecided
-            else:
-                outside = ~np.isin(cell_rows(chosen), cell_rows(all_cells))
-                if outside.any():
-                    first = tuple(int(a) for a in chosen[np.argmax(outside)])
-                    raise InvalidDecision(
-                        f"{int(outside.sum())} of the given cells are not part of review item {item_id} "
-                        f"(first: (epoch {first[0]}, iy {first[1]}, ix {first[2]})); cells are (slot epoch s, iy, ix)"
-                    )
-                again = ~np.isin(cell_rows(chosen), cell_rows(undecided))
-                if again.any():
-                    raise InvalidDecision(
-                        f"{int(again.sum())} of the given cells of review item {item_id} are already decided; "
-                        "decide only on cells still open"
-                    )
-                target = chosen
-            if action == "reject" and bool(row["exceeds_record"]):
-                status, outcome = "awaiting_second", None
-            else:
-                status, outcome = "final", ("rejected" if action == "reject" else "accepted")
-
-        n_decided = row["n_decided"] + (len(target) if status == "final" else 0)
-        if status == "awaiting_second":
-            state = "pending"
-        elif n_decided >= row["n_cells"]:
-            state = "decided"
-        else:
-            state = "open"
-        resolution = None
-        if state == "decided":
-            outcomes = {outcome} | set(
-                conn.execute(
-                    select(_decisions.c.outcome).where(
-                        _decisions.c.item_id == item_id, _decisions.c.status == "final"
-                    )
-                ).scalars()
-            )
-            resolution = outcomes.pop() if len(outcomes) == 1 else "mixed"
+        try:
+            plan = plan_decision(row, all_cells, prior, action, by, chosen)
+        except FourEyesRefusal as r:
+            raise _Refused(
+                r.error, {"action": "four_eyes_refused", "attempted": action, "pending_decision": r.pending_id}
+            ) from None
+        target, status, outcome, resolves, state = plan.target, plan.status, plan.outcome, plan.resolves, plan.state
 
         res = conn.execute(
             update(_items)
@@ -490,8 +430,8 @@ class ReviewQueue(SQLStore):
             .values(
                 version=v + 1,
                 state=state,
-                n_decided=n_decided,
-                resolution=resolution,
+                n_decided=plan.n_decided,
+                resolution=plan.resolution,
                 pending_by=by if state == "pending" else None,
                 updated_at=now,
                 updated_by=by,
@@ -534,7 +474,7 @@ class ReviewQueue(SQLStore):
         }
         if resolves is not None:
             details["resolves"] = int(resolves)
-            details["proposed_by"] = pending["by"]
+            details["proposed_by"] = plan.proposed_by
         conn.execute(
             insert(_audit).values(
                 at=now, actor=by, action=audit_action, item_id=item_id, decision_id=did, details=details
@@ -674,27 +614,6 @@ def _name(what: str, value: Any, exc: type[Exception]) -> str:
     if not isinstance(value, str) or not value.strip():
         raise exc(f"{what} must name who acts (a non-empty string), got {value!r}")
     return value.strip()
-
-
-def _cells_arg(cells: Any) -> np.ndarray:
-    try:
-        c = np.asarray(cells)
-    except (TypeError, ValueError) as e:  # pragma: no cover - ragged input
-        raise InvalidDecision(f"cells must be (n, 3) integer triplets (slot epoch s, iy, ix): {e}") from e
-    if c.ndim != 2 or c.shape[1] != 3 or c.shape[0] == 0:
-        raise InvalidDecision(
-            f"cells must be a non-empty (n, 3) array of (slot epoch s, iy, ix), got shape {c.shape}"
-        )
-    if not np.issubdtype(c.dtype, np.integer):
-        raise InvalidDecision(f"cells must be integers (slot epoch s, iy, ix), got dtype {c.dtype}")
-    c = c.astype(np.int64)
-    _, first = np.unique(cell_rows(c), return_index=True)
-    c = c[np.sort(first)]
-    return c[np.lexsort((c[:, 2], c[:, 1], c[:, 0]))]
-
-
-def _same_set(a: np.ndarray, b: np.ndarray) -> bool:
-    return len(a) == len(b) and bool(np.isin(cell_rows(a), cell_rows(b)).all())
 
 
 def _event_row(e: Event, now: datetime, by: str) -> dict[str, Any]:
