@@ -7,10 +7,10 @@ and for twice that period.
     FORECAST_HOME=... python bench/hindcast.py --reuse   # an existing store and model (v1) instead
 
 Steps: (1) a scratch home with ``catalogs/radar_precip.yaml`` (256 x 256, 5 min); sample observations from
-``forecast.sample.generate_sample`` (seed 42, no faults), the first eight hours ingested as one backfill
+``forecast.synthetic.generate_sample`` (seed 42, no faults), the first eight hours ingested as one backfill
 known before the hindcast, the rest as a live feed (one ingest per slot, ``available_at`` = slot time) so
 that the as-of reads are real; (2) a small model (``forecast.registry.training.train_model``, 4 inputs, 12 leads,
-8 base channels, 1 epoch) registered as v1; (3) ``forecast.hindcast.run_hindcast`` in a child process per
+8 base channels, 1 epoch) registered as v1; (3) ``forecast.evaluation.hindcast.run_hindcast`` in a child process per
 run (threaded scheduler, all cores), whose whole process tree is sampled for peak RSS; each run writes its
 own folder. inits/s = inits / seconds of the verification loop (reads, forecasts, metrics, state
 checkpoints; without the climatology fit and the report's figures, which are reported apart as the fixed

@@ -7,9 +7,9 @@
 Measured in one run, each in a child process whose whole process tree is sampled for RSS:
   (a) raw read: netCDF4, one process, open each file and read the variable fully, no masking (the ceiling);
   (b) naive: ``xr.open_mfdataset(files, combine="by_coords").to_zarr(dir)`` with xarray's defaults;
-  (c) ``forecast.ingest.ingest`` into a fresh store (Python API; per storage chunking), ingest of 2x the
+  (c) ``forecast.ingest.batch.ingest`` into a fresh store (Python API; per storage chunking), ingest of 2x the
       files (peak memory must stay flat), and the ``forecast ingest --json`` CLI once.
-MB/s is raw float32 MB of the data variable / wall seconds. Inputs come from ``forecast.sample``
+MB/s is raw float32 MB of the data variable / wall seconds. Inputs come from ``forecast.synthetic``
 (``generate_sample``), or from a small fallback writer when that module is not there.
 Page cache is warm for every figure (the inputs were just written).
 """
@@ -75,7 +75,7 @@ def write_catalog_dir(folder: Path, doc: dict) -> Path:
 
 def generate_inputs(doc: dict, slots: int, out: Path, generator: str = "auto") -> tuple[list[Path], str]:
     """``slots`` files, one per 5-minute slot from START, in ``out``; returns (files, generator used).
-    ``generator``: "auto" (forecast.sample when importable) or "fallback" (this module's writer)."""
+    ``generator``: "auto" (forecast.synthetic when importable) or "fallback" (this module's writer)."""
     from datetime import datetime, timezone
 
     from forecast.catalog import Catalog
@@ -91,7 +91,7 @@ def generate_inputs(doc: dict, slots: int, out: Path, generator: str = "auto") -
             pass
     if generate_sample is not None:
         generate_sample(cat, start=start, hours=slots * step / 3600.0, out=out, faults=(), seed=0, complevel=4)
-        how = "forecast.sample.generate_sample"
+        how = "forecast.synthetic.generate_sample"
     else:
         _fallback_generate(cat, start, slots, out)
         how = "fallback writer (bench/ingest.py)"
@@ -103,7 +103,7 @@ def generate_inputs(doc: dict, slots: int, out: Path, generator: str = "auto") -
 
 def _fallback_generate(cat, start, slots: int, out: Path, complevel: int = 4) -> None:
     """CF NetCDF4 files: float32 (time=1, y, x) precipitation_rate in mm h-1, mostly dry with moving rain
-    cells, zlib + shuffle, int64 time in seconds since 1970 (used only when forecast.sample is absent)."""
+    cells, zlib + shuffle, int64 time in seconds since 1970 (used only when forecast.synthetic is absent)."""
     import netCDF4
     import numpy as np
 
@@ -561,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run (c) with DIR first on PYTHONPATH (a patched copy of the forecast package), "
                         "interleaved with the baseline; repeatable")
     p.add_argument("--generator", choices=["auto", "fallback"], default="auto",
-                   help="inputs from forecast.sample (auto, when importable) or from this script's own writer")
+                   help="inputs from forecast.synthetic (auto, when importable) or from this script's own writer")
     p.add_argument("--workdir", help="parent of the scratch folder (default: the system temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per child process")

@@ -10,12 +10,12 @@ Steps (inputs and store are built once, in this process; every QC figure is meas
 whose whole process tree is sampled for peak RSS):
 
 1. a bench catalog: ``catalogs/radar_precip.yaml`` with a ``size`` x ``size`` grid, id ``bench_precip``;
-2. inputs from ``forecast.sample.generate_sample`` (one NetCDF per 5-minute slot) and
-   ``forecast.ingest.ingest`` into a fresh Icechunk store (timed, reported apart from QC);
-3. end to end: ``forecast.qcrun.run_qc`` (read values from the store, all the catalog's ``qc:`` stages via
+2. inputs from ``forecast.synthetic.generate_sample`` (one NetCDF per 5-minute slot) and
+   ``forecast.ingest.batch.ingest`` into a fresh Icechunk store (timed, reported apart from QC);
+3. end to end: ``forecast.quality.run.run_qc`` (read values from the store, all the catalog's ``qc:`` stages via
    ``qc.pipeline.run_checks`` on dask, write ``<v>_qc`` / ``<v>_qc_tests``, commit); the first run judges a
    fresh store (reported apart), the repeats use ``since=start`` (every slot re-checked, see
-   ``forecast/qcrun.py``), one child per run, variants interleaved (A B A B ...) so that the shared
+   ``forecast/quality/run.py``), one child per run, variants interleaved (A B A B ...) so that the shared
    machine's noise hits them alike: the environment as it is, glibc malloc tuned
    (``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824``) and any ``--candidate``;
    wall seconds and the child's user + system CPU seconds (steadier than wall on a busy machine);

@@ -1,4 +1,4 @@
-"""forecast.verify.metrics: every metric against `scores` under the same conventions, plus exact properties.
+"""forecast.evaluation.metrics: every metric against `scores` under the same conventions, plus exact properties.
 
 Conventions shared with `scores` and how the differences are bridged here:
 - invalid cells are NaN in the arrays handed to `scores` (its metrics skip NaN pairs; its threshold

@@ -1,4 +1,4 @@
-"""forecast.verify.report: files, byte-identical JSON on re-run, HTML content, one-screen summary."""
+"""forecast.evaluation.report: files, byte-identical JSON on re-run, HTML content, one-screen summary."""
 
 from __future__ import annotations
 
