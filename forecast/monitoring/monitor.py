@@ -138,6 +138,9 @@ class Monitor:
         if not self.store.exists():
             out["note"] = "the observation store does not exist yet"
             return out
+        cfg, step = self.cfg, int(self.catalog.time.step_seconds)
+        back = max(cfg.seconds("verify_horizon"), cfg.seconds("revision_horizon"), cfg.seconds("short_window"))
+        self.verification.prefetch(to_epoch(now) - int(back) - 2 * step, to_epoch(now))
         for variable in self.variables():
             out["variables"][variable] = self._variable(variable, now, max_inits=max_inits, long=long)
         self.passes += 1

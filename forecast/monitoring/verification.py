@@ -76,6 +76,23 @@ class Verification:
         self.regimes = {v: tuple(cfg.regimes) if cfg.regimes else default_regimes(catalog, v)
                         for v in catalog.variables}
         self._forecasters: dict[tuple[str, str], Any] = {}
+        self._state = None  # (lo, hi, DatasetState) read once per pass by `prefetch`
+
+    def prefetch(self, lo_s: int, hi_s: int) -> None:
+        """Read the store's per-slot bookkeeping over [lo_s, hi_s] once; `slot_revisions` slices it until
+        the next call (one metadata read per pass instead of one per question)."""
+        self._state = None
+        lo, hi = self._slots(lo_s, hi_s)
+        if hi < lo or not self.store.exists():
+            return
+        session = self.store.readonly()
+        if self.store.has_dataset(session, self.catalog.id):
+            self._state = (lo, hi, self.store.dataset_state(session, self.catalog, lo=lo, hi=hi + 1))
+
+    def _slots(self, lo_s: int, hi_s: int) -> tuple[int, int]:
+        ax = self.catalog.time
+        step = int(ax.step_seconds)
+        return max(0, -((ax.start_s - int(lo_s)) // step)), (int(hi_s) - ax.start_s) // step
 
     # -- what is due ----------------------------------------------------------------------------------
 
@@ -100,22 +117,26 @@ class Verification:
         return [int(x) for x in s[(s >= to_epoch(since)) & (s <= to_epoch(until))]]
 
     def slot_revisions(self, lo_s: int, hi_s: int, variable: str) -> tuple[int, np.ndarray, np.ndarray]:
-        """(first slot, revision per slot, available_at per slot) of ``variable`` over [lo_s, hi_s]."""
-        ax = self.catalog.time
-        lo, hi = ax.slot_of(lo_s), ax.slot_of(hi_s)
-        if lo is None or hi is None or not self.store.exists():
-            return 0, np.zeros(0, "int16"), np.zeros(0, "int64")
-        session = self.store.readonly()
-        if not self.store.has_dataset(session, self.catalog.id):
-            return lo, np.full(hi - lo + 1, -1, "int16"), np.zeros(hi - lo + 1, "int64")
-        st = self.store.dataset_state(session, self.catalog, lo=lo, hi=hi + 1)
+        """(first slot, revision per slot, available_at per slot) of ``variable`` over the slots whose times
+        lie in [lo_s, hi_s]."""
+        lo, hi = self._slots(lo_s, hi_s)
+        if hi < lo or not self.store.exists():
+            return lo, np.zeros(0, "int16"), np.zeros(0, "int64")
+        if self._state is not None and self._state[0] <= lo and hi <= self._state[1]:
+            st = self._state[2]
+        else:
+            session = self.store.readonly()
+            if not self.store.has_dataset(session, self.catalog.id):
+                return lo, np.full(hi - lo + 1, -1, "int16"), np.zeros(hi - lo + 1, "int64")
+            st = self.store.dataset_state(session, self.catalog, lo=lo, hi=hi + 1)
         vs = st.vars.get(variable)
         rev = np.full(hi - lo + 1, -1, "int16")
         av = np.zeros(hi - lo + 1, "int64")
         if vs is not None:
-            n = len(vs.revision)
-            rev[st.base - lo:st.base - lo + n] = vs.revision
-            av[st.base - lo:st.base - lo + n] = vs.available_at
+            a, b = max(lo, st.base), min(hi + 1, st.base + len(vs.revision))
+            if b > a:
+                rev[a - lo:b - lo] = vs.revision[a - st.base:b - st.base]
+                av[a - lo:b - lo] = vs.available_at[a - st.base:b - st.base]
         return lo, rev, av
 
     def due(self, variable: str, now: datetime, verified: dict[datetime, dict]) -> list[Due]:
