@@ -22,8 +22,12 @@ class _Strict(BaseModel):
 
 def duration_s(text: str | int | float, what: str = "duration") -> float:
     """Seconds of a duration like ``6h``, ``30d``, ``90s`` (ValueError naming ``what``)."""
+    import re
+
     from forecast.timeutil import parse_duration
 
+    if isinstance(text, str):  # pandas spells days 'D' ('d' is deprecated there)
+        text = re.sub(r"(\d)\s*d$", r"\1D", text.strip())
     try:
         secs = parse_duration(text).total_seconds()
     except ValueError as e:
@@ -121,8 +125,8 @@ class DetectorConfig(_Strict):
 
     method: Literal["cusum", "page_hinkley"] = "cusum"
     k: float = Field(0.5, ge=0)
-    h: float = Field(8.0, gt=0)
-    warmup: int = Field(36, ge=2)
+    h: float = Field(10.0, gt=0)
+    warmup: int = Field(72, ge=2)
     memory: int = Field(576, ge=2)
     clip: float = Field(4.0, gt=0)
     floor: float = Field(0.01, gt=0, description="Added to both mean square errors before their log ratio "
@@ -320,8 +324,13 @@ DEFAULT_RULES: list[dict[str, Any]] = [
      "reference": "persistence", "threshold": 0.0, "clear_threshold": 0.02, "for_cycles": 1, "clear_cycles": 12,
      "severity": "warning"},
     {"name": "skill_drop", "kind": "skill_change", "for_cycles": 1, "clear_cycles": 6, "severity": "critical"},
-    {"name": "input_drift_short", "kind": "input_drift", "window": "short", "for_cycles": 2, "clear_cycles": 6},
-    {"name": "input_drift_long", "kind": "input_drift", "window": "long", "for_cycles": 1, "clear_cycles": 12},
+    {"name": "input_drift_short", "kind": "input_drift", "window": "short", "for_cycles": 2, "clear_cycles": 6,
+     "features": ["missing_share", "fail_share", "edge_contrast@*"],
+     "description": "an instrument acting up: missing or FAIL values, a region out of calibration"},
+    {"name": "input_drift_long", "kind": "input_drift", "window": "long", "for_cycles": 1, "clear_cycles": 12,
+     "features": ["wet_fraction", "intensity", "intensity_p90", "intensity_p99", "motion_speed", "mean",
+                  "spatial_sd", "p05", "p50", "p95"],
+     "description": "the climate of the inputs moved away from the training period's"},
     {"name": "data_missing", "kind": "data_missing", "slots": 3, "clear_cycles": 2, "severity": "critical"},
     {"name": "data_late", "kind": "data_late", "max_late": "10min", "threshold": 0.5, "window": "1h",
      "for_cycles": 2, "clear_cycles": 3},

@@ -10,8 +10,10 @@ init is noisy (it depends on the weather), so the detector standardises it again
   (the statistic below half the threshold), so that a drop is not absorbed into the baseline;
 - ``z = (x - mean) / sd``, clipped to +-``clip`` (one outlier cannot raise an alarm by itself);
 - **CUSUM** (Page 1954), one-sided for a decrease: ``S = max(0, S - z - k)``; alarm while ``S > h``. With
-  ``k = 0.5`` and ``h = 8`` the in-control run length of iid normal data is ~2e4 inits (~70 days of 5-min
-  inits) and a drop of 2 sd is found after ~6 inits; or
+  ``k = 0.5``, ``h = 10`` and a baseline estimated from ``warmup = 72`` inits, simulated iid normal skill
+  gave no false alarm in 60 000 inits (~200 days of 5-min inits) and found a drop of 3 sd within 6 inits
+  (the parameters k = 0.5, h = 8 with a 36-init warmup gave 0.7 false alarms per 3000 inits: an estimated
+  baseline costs run length); or
 - **Page-Hinkley**: ``m = sum (-z - k)``, ``M = min m``; alarm while ``m - M > h`` (the same parameters).
 
 ``S`` is capped at ``2 h`` so that a recovered model clears the alarm within a bounded number of inits.
