@@ -63,7 +63,7 @@ def _skill(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]
     subject = f"{window} window, lead {rule.lead_minutes} min, vs {ref}"
     doc = ev.skill.get(window)
     if doc is None:
-        return []  # not evaluated this pass (the long window is evaluated less often): keep the counters
+        return None  # not evaluated this pass (the long window is evaluated less often): keep the counters
     lead = next((x for x in doc.get("leads", []) if x["lead_minutes"] >= rule.lead_minutes), None)
     if not doc.get("enough") or lead is None or lead["skill"].get(ref) is None:
         return [Observation(rule, subject, None, None, f"too few verified inits in the {window} window "
@@ -89,7 +89,7 @@ def _change(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation
     st = ev.detector
     subject = "per-init skill vs persistence"
     if st is None:
-        return []
+        return None
     if st.get("last_z") is None and not st.get("alarm"):
         return [Observation(rule, subject, None, None, f"the change detector is warming up ({st.get('n', 0)} inits)")]
     msg = (f"the change detector ({st.get('method', 'cusum')}) {'found' if st['alarm'] else 'finds no'} a drop of the "
@@ -106,7 +106,7 @@ def _drift(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]
     subject = f"{window} window inputs"
     rep = ev.drift.get(window)
     if rep is None:
-        return []
+        return None
     feats = [f for f in rep["features"] if not rule.features or any(fnmatchcase(f["feature"], p)
                                                                       for p in rule.features)]
     judged = [f for f in feats if f.get("ratio") is not None]
@@ -129,8 +129,8 @@ def _drift(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]
 
 
 def _missing(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]:
-    if ev.feed is None:
-        return []
+    if not ev.feed:
+        return None
     n = ev.feed.get("missing_run", 0)
     need = rule.slots or 3
     msg = (f"the newest {n} slot(s) have not arrived (since {ev.feed.get('missing_since')})" if n
@@ -140,8 +140,8 @@ def _missing(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observatio
 
 
 def _late(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]:
-    if ev.feed is None or ev.feed.get("late_share") is None:
-        return []
+    if not ev.feed or ev.feed.get("late_share") is None:
+        return None
     share = ev.feed["late_share"]
     thr = rule.threshold if rule.threshold is not None else 0.5
     msg = (f"{share:.0%} of the slots of the last {ev.feed.get('late_window')} arrived more than "
@@ -151,8 +151,8 @@ def _late(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]:
 
 
 def _fail(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]:
-    if ev.feed is None or ev.feed.get("fail_share") is None:
-        return []
+    if not ev.feed or ev.feed.get("fail_share") is None:
+        return None
     share = ev.feed["fail_share"]
     is_firing = alert_key(rule.name, ev.dataset, ev.variable, "newest slots") in firing
     bar = rule.clear_threshold if is_firing and rule.clear_threshold is not None else rule.threshold
@@ -162,7 +162,7 @@ def _fail(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]:
 
 def _deadline(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]:
     if ev.deadline_misses is None:
-        return []
+        return None
     n = ev.deadline_misses
     thr = rule.threshold if rule.threshold is not None else 1
     return [Observation(rule, "cycle deadlines", n >= thr, float(n),
@@ -183,7 +183,7 @@ def _stratum(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observatio
     window = rule.window or "long"
     rep = ev.strata.get(window)
     if rep is None:
-        return []
+        return None
     out = []
     mean = (rep.get("mean") or {}).get("skill")
     for s in rep.get("strata", []):
@@ -199,23 +199,36 @@ def _stratum(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observatio
     return out
 
 
-_EVALUATORS: dict[str, Callable[[AlertRule, Evidence, set[str]], list[Observation]]] = {
+#: rule kind -> its evaluator: a list of observations (empty: evaluated, no subject), None: no evidence this
+#: pass (the counters of its alerts are kept as they are)
+_EVALUATORS: dict[str, Callable[[AlertRule, Evidence, set[str]], list[Observation] | None]] = {
     "skill_below_reference": _skill, "skill_change": _change, "input_drift": _drift, "data_missing": _missing,
     "data_late": _late, "fail_share": _fail, "deadline_miss": _deadline, "review_waiting": _review,
     "stratum_below_reference": _stratum,
 }
 
 
-def evaluate_rules(rules: list[AlertRule], ev: Evidence, firing: set[str]) -> list[Observation]:
+@dataclass
+class Observations(list):
+    """The observations of a pass, and the rules that had evidence to judge (``evaluated``)."""
+
+    evaluated: set[str] = field(default_factory=set)
+
+
+def evaluate_rules(rules: list[AlertRule], ev: Evidence, firing: set[str]) -> Observations:
     """Every rule's observations on this pass (``firing``: keys of the alerts firing now)."""
-    out = []
+    out = Observations()
     for rule in rules:
         if not rule.applies(ev.dataset, ev.variable):
             continue
         try:
-            out.extend(_EVALUATORS[rule.kind](rule, ev, firing))
+            got = _EVALUATORS[rule.kind](rule, ev, firing)
         except Exception:  # noqa: BLE001 - one broken rule must not silence the others
             log.exception("alert rule %s failed on %s/%s", rule.name, ev.dataset, ev.variable)
+            continue
+        if got is not None:
+            out.evaluated.add(rule.name)
+            out.extend(got)
     return out
 
 
@@ -259,10 +272,11 @@ def apply_observations(db, ev: Evidence, observations: list[Observation], rules:
         elif alert is not None and ob.active:
             db.update_firing(alert.id, value=ob.value, message=ob.message, details=ob.details, at=ev.now)
             updated += 1
-    # a firing alert whose subject disappeared (its rule removed or its stratum no longer reported)
-    observed_rules = {ob.rule.name for ob in observations}
+    # a firing alert whose subject disappeared (its rule removed, or its rule judged and the subject no longer
+    # reported, e.g. a stratum); a rule without evidence this pass leaves its alerts as they are
+    evaluated = getattr(observations, "evaluated", {ob.rule.name for ob in observations})
     for key, alert in firing.items():
-        if key in seen or alert.rule not in observed_rules and alert.rule in by_name:
+        if key in seen or (alert.rule in by_name and alert.rule not in evaluated):
             continue
         c = counters.get(key, {"true": 0, "false": 0})
         c = {"true": 0, "false": c["false"] + 1}

@@ -289,7 +289,7 @@ class MonitorDB(SQLStore):
     def resolve(self, alert_id: int, *, at: datetime, value: float | None, message: str) -> Alert | None:
         with self._write.begin() as conn:
             got = conn.execute(update(monitor_alerts).where(_A.id == alert_id, _A.state == "firing").values(
-                state="resolved", resolved_at=at, value=value, updated_at=at)).rowcount
+                state="resolved", resolved_at=at, value=value, message=message, updated_at=at)).rowcount
             if not got:
                 return None
             conn.execute(insert(monitor_alert_events).values(alert_id=alert_id, at=at, kind="resolved",

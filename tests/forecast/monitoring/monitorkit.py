@@ -1,0 +1,209 @@
+"""Helpers of the monitoring tests: the service database on SQLite or PostgreSQL (a schema per test), a
+small radar world with regions and a monitored worker, local receivers for alert delivery (an HTTP server
+on loopback, aiosmtpd), and a forecaster that turns bad on request."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+PG_URL = os.environ.get("REVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass(frozen=True)
+class DB:
+    url: str
+    schema: str | None
+
+    def monitor(self):
+        from forecast.monitoring.store import MonitorDB
+
+        return MonitorDB(self.url, schema=self.schema)
+
+
+@contextmanager
+def database(kind: str, tmp_path: Path):
+    """A fresh service database: a SQLite file, or a schema of its own on the local PostgreSQL."""
+    if kind == "sqlite":
+        yield DB(f"sqlite:///{tmp_path}/home/review.db", None)
+        return
+    schema = f"monitor_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    try:
+        with admin.connect() as c:
+            c.execute(text("SELECT 1"))
+    except OperationalError as e:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {PG_URL} is unreachable ({e.orig}); the monitoring tests need it")
+    try:
+        yield DB(PG_URL, schema)
+    finally:
+        with admin.begin() as c:
+            c.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+# -- receivers ---------------------------------------------------------------------------------------------
+
+
+class Receiver:
+    """An HTTP server on loopback that records the JSON documents POSTed to it (status to answer settable)."""
+
+    def __init__(self, status: int = 200):
+        self.docs: list[dict] = []
+        self.status = status
+        self.hits = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server spelling
+                outer.hits += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if outer.status < 300:
+                    outer.docs.append(json.loads(body))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (a receiver that is down)."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Mailbox:
+    """A real SMTP server in-process (aiosmtpd) that keeps every message it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's spelling
+                from email import message_from_bytes
+                from email.policy import default
+
+                outer.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=default)))
+                return "250 Message accepted for delivery"
+
+        port = closed_port()  # aiosmtpd checks it is up by connecting to the port it was given: not 0
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+        self.url = f"smtp://127.0.0.1:{port}"
+
+    def close(self):
+        self.controller.stop()
+
+
+# -- a monitored world ------------------------------------------------------------------------------------------
+
+MONITORING = {"short_window": "1h", "long_window": "3h", "long_every": "0s", "min_inits": 3, "n_boot": 50,
+              "key_leads_minutes": [30, 60], "detector": {"warmup": 6, "h": 6.0}}
+
+
+def monitored_world(tmp: Path, *, hours: float = 3.0, monitoring: dict | None = None, faults=(),
+                    database_url: str | None = None, rules: list | None = None, seed: int = 5, ny=32, nx=48):
+    """A small radar world (workerkit's) whose catalog has regions and short windows."""
+    import yaml
+
+    from forecast.catalog import parse_catalog
+    from forecast.settings import Settings
+    from forecast.synthetic import generate_sample
+    from testkit import small_doc, write_catalog
+    from workerkit import START
+
+    doc = small_doc("radar_precip", ny=ny, nx=nx)
+    doc["feed"] = {"expected_latency": "2min", "wait_for_late": "3min", "deadline": "60s", "expire_after": "5min",
+                   "settle": "0s"}
+    doc["monitoring"] = {**MONITORING, "regions": [
+        {"name": "west", "cells": {"iy": [0, ny], "ix": [0, nx // 2]}},
+        {"name": "east", "cells": {"iy": [0, ny], "ix": [nx // 2, nx]}}], **(monitoring or {})}
+    path = write_catalog(tmp / "catalogs", doc)
+    if rules is not None:
+        (tmp / "catalogs" / "alerts.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
+    cat = parse_catalog(doc, str(path))
+    st = Settings(home=tmp / "home", catalogs=tmp / "catalogs", database_url=database_url, workers=1)
+    sample = tmp / "sample"
+    manifest = generate_sample(cat, start=START, hours=hours, out=sample, faults=list(faults), seed=seed)
+    return st, cat, sample, manifest
+
+
+def feed_cycles(svc, world, clock, start, until, *, every=None, on_cycle=None):
+    """Drop the on-time files of each slot (1 min after its time) and run a cycle after each."""
+    from forecast.timeutil import iso
+    from forecast.worker import run_cycle
+    from forecast.worker.inbox import feed_folders
+    from workerkit import STEP, drop, slot_file
+
+    st, cat, sample, manifest = world
+    inbox, _, _ = feed_folders(st, cat)
+    status = {s["time"]: s["status"] for s in manifest["slots"]}
+    reports = []
+    t = start
+    while t <= until:
+        clock.set(t + timedelta(minutes=1))
+        if status.get(iso(t)) not in ("missing", "late", None):
+            drop(slot_file(sample, manifest, t), inbox)
+        if on_cycle is not None:
+            on_cycle(t)
+        reports.append(run_cycle(svc))
+        t += every or STEP
+    return reports
+
+
+class BadForecaster:
+    """Stands in for a degraded model promoted by override: the production forecast moved far off (the
+    fields shifted by ``shift`` cells and scaled by ``scale``), everything else as the real Forecaster."""
+
+    def __init__(self, inner, shift: int = 9, scale: float = 1.8):
+        self.inner, self.shift, self.scale = inner, shift, scale
+        self._key = inner._key
+        self.k = inner.k
+        self.runner = None
+        self.registry = inner.registry
+        self.deadline = inner.deadline
+
+    def produce(self, obs, init, *, as_of=None):
+        p = self.inner.produce(obs, init, as_of=as_of)
+        v = p.forecast[self.inner.variable]
+        p.forecast[self.inner.variable] = v.copy(data=np.roll(np.asarray(v.values), self.shift, axis=-1) * self.scale)
+        p.method = "model"
+        p.provenance["method"] = "model"
+        p.provenance["fallback"] = None
+        p.fallback = None
+        return p
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
