@@ -163,8 +163,9 @@ class Monitor:
         ev = Evidence(dataset=ds, variable=variable, now=now)
         t = time.perf_counter()
         windows = ("short", "long") if due_long else ("short",)
+        anchor = self.db.last_verified(ds, variable) or now  # skill windows end at the newest verified init
         for w in windows:
-            start, end = window_bounds(cfg, now, w)
+            start, end = window_bounds(cfg, anchor, w)
             ev.skill[w] = window_skill(self.db, self.catalog, variable, cfg, start=start, end=end,
                                        n_boot=cfg.n_boot if w == "short" else min(cfg.n_boot, 200))
         timing["skill"] = time.perf_counter() - t
@@ -176,7 +177,7 @@ class Monitor:
         t = time.perf_counter()
         strata_windows = windows if any(r.kind == "stratum_below_reference" for r in self.rules) else ()
         for w in strata_windows:
-            start, end = window_bounds(cfg, now, w)
+            start, end = window_bounds(cfg, anchor, w)
             ev.strata[w] = strata_report(self.db, self.catalog, variable, cfg, start=start, end=end, n_boot=100)
         timing["strata"] = time.perf_counter() - t
         ev.detector = {**(self.db.get_state(ds, variable, "detector") or detector.new_state()),

@@ -3,8 +3,9 @@
 windows, input drift, strata and alerts, and acknowledging an alert.
 
 Everything here reads the service database (verifications, the latest pass's snapshot, alerts); nothing
-reads the stores, so the API answers without touching them. "Now" is the time of the monitor's latest
-pass (a replay's own time while one runs), so a window means the same to the worker and to its readers.
+reads the stores, so the API answers without touching them. Skill windows end at the newest verified
+init (the clock's time while a replay runs, not the wall's), so a window means the same to the worker and
+to its readers.
 """
 
 from __future__ import annotations
@@ -50,13 +51,17 @@ def _variable(db: MonitorDB, catalog, variable: str | None) -> str:
 
 
 def _now(db: MonitorDB, dataset: str, variable: str, now: datetime | None) -> datetime:
+    """The end of the skill windows: ``now`` when given, else the newest verified init (else the latest
+    pass's time, else the wall clock)."""
     if now is not None:
         return now
+    last = db.last_verified(dataset, variable)
+    if last is not None:
+        return last
     snap = db.get_state(dataset, variable, "snapshot")
     if snap and snap.get("now"):
         return parse_time(snap["now"])
-    last = db.last_verified(dataset, variable)
-    return last if last is not None else datetime.now(timezone.utc)
+    return datetime.now(timezone.utc)
 
 
 def status_doc(settings, dataset: str | None = None, *, db: MonitorDB | None = None) -> dict[str, Any]:

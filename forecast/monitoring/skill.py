@@ -230,6 +230,8 @@ def strata_report(db, catalog, variable: str, cfg, *, start: datetime, end: date
 
 
 def window_bounds(cfg, now: datetime, name: str) -> tuple[datetime, datetime]:
-    """[start, end] of the ``short`` or ``long`` window ending now (by init time)."""
+    """[start, end] of the ``short`` or ``long`` window ending at ``now`` (init times). Skill windows end at
+    the newest verified init (an init is verified a forecast horizon after it was made), so that "the last
+    6 hours" holds 6 hours of verified inits; drift windows end at the clock's now (slot times)."""
     secs = cfg.seconds("short_window" if name == "short" else "long_window")
     return utc(now) - timedelta(seconds=secs), utc(now)
