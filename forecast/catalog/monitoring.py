@@ -135,19 +135,21 @@ class DetectorConfig(_Strict):
 
 class DriftConfig(_Strict):
     """Input drift (see `forecast.monitoring.drift`): ``statistic`` per feature between a window and the
-    reference: ``auto`` takes PSI for the intensity histogram (pooled over the window's slots) and the Wasserstein distance over the reference's standard deviation for per-slot features (a
-    window of a few dozen slots is too few for PSI's bins) and the edge contrast (a shift, not a widening); ``psi`` or ``wasserstein`` force one. The
+    reference: ``auto`` takes PSI for the intensity histogram (pooled over the window's slots) and the Wasserstein distance over the reference's spread for per-slot features (a window of a few dozen
+    slots is too few for PSI's bins); ``psi`` or ``wasserstein`` force one. The
     threshold of each feature and window is ``sigma`` standard deviations above the mean of the statistic
     over the reference's own chunks of the window's length (each against the rest of the reference; a
     t prediction bound when the chunks are few), never below the statistic's floor (PSI 0.1: 'no change' by the usual rule; Wasserstein half a reference sd)."""
 
     statistic: Literal["auto", "psi", "wasserstein"] = "auto"
     bins: int = Field(10, ge=3, le=50)
-    sigma: float = Field(3.0, gt=0)
+    sigma: float = Field(5.0, gt=0)
     psi_floor: float = Field(0.1, ge=0)
     wasserstein_floor: float = Field(0.5, ge=0)
     features: list[str] = Field(default_factory=list, description="Only these features (default: all).")
     min_slots: int = Field(12, ge=2, description="Fewest slots with data a window needs before it is judged.")
+    min_fraction: float = Field(0.5, gt=0, le=1, description="A window is judged once it spans this share of "
+                                "its nominal length after the reference (a long window is not judged on an hour).")
 
     def statistic_of(self, feature: str) -> str:
         if self.statistic != "auto":
@@ -324,7 +326,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
      "reference": "persistence", "threshold": 0.0, "clear_threshold": 0.02, "for_cycles": 1, "clear_cycles": 12,
      "severity": "warning"},
     {"name": "skill_drop", "kind": "skill_change", "for_cycles": 1, "clear_cycles": 6, "severity": "critical"},
-    {"name": "input_drift_short", "kind": "input_drift", "window": "short", "for_cycles": 2, "clear_cycles": 6,
+    {"name": "input_drift_short", "kind": "input_drift", "window": "short", "for_cycles": 6, "clear_cycles": 12,
      "features": ["missing_share", "fail_share", "edge_contrast@*"],
      "description": "an instrument acting up: missing or FAIL values, a region out of calibration"},
     {"name": "input_drift_long", "kind": "input_drift", "window": "long", "for_cycles": 1, "clear_cycles": 12,

@@ -5,10 +5,11 @@ missing and FAIL cells; for precipitation the wet fraction (usable cells >= 0.1 
 histogram of wet cells (fixed log2 bins from 0.1 mm/h), intensity quantiles (p50, p90, p99) and the motion
 speed (phase correlation with the previous slot, km/h); for other variables the mean, spatial standard
 deviation, quantiles and the tendency since the previous slot. The same per region of the catalog
-(``<feature>@<region>``), and each region's **edge contrast**: the histogram of jumps across its boundary
-between neighbouring cells (log ratio for precipitation, difference otherwise). Natural fields are
-continuous, so the jumps centre on 0 whatever the weather, while a region reading 30 % low shifts them all
-by ln 0.7 at once: the signature of one radar out of calibration in a composite.
+(``<feature>@<region>``), and each region's **edge contrast**: the median jump across its boundary between
+neighbouring cells (log ratio for precipitation, difference otherwise), in slots where rain covers a good
+part of the boundary. Natural fields are continuous, so it stays near 0 whatever the weather, while a
+region reading 30 % low jumps by ln 0.7 = -0.36 at once: the signature of one radar out of calibration in
+a composite (its neighbours see the opposite jump).
 
 Weather-dependent features (wet fraction, intensity, motion) vary from one six-hour window to the next
 far more than an instrument fault moves them; instrument features (missing and FAIL shares, edge
@@ -22,9 +23,7 @@ else of the configured reference period, else of the first hours of data.
 **Statistics.** For the intensity histogram (counts of wet cells per bin pooled over a window's slots,
 thousands of values) PSI, the population stability index ``sum (p_w - p_r) ln(p_w / p_r)`` (shares floored
 at 1e-4): it reads the same for any histogram (0.1: no change, 0.25: a large one, by the usual rule) and
-needs no distributional assumption. For the edge contrast the Wasserstein distance of the pooled jumps
-over the reference's spread of jumps: a miscalibration shifts the jumps, while convection only widens
-them (which PSI would count as drift too). For per-slot features (one number per slot: a six-hour window holds
+needs no distributional assumption. For per-slot features (one number per slot: a six-hour window holds
 72, fewer when dry slots have no value) the Wasserstein distance between the window's and the reference's
 values over the reference's spread (interquartile range / 1.349, robust to a wild value): PSI's quantile bins need far more values than that, while
 the normalised Wasserstein distance is stable on a few dozen and reads directly as "the window moved by
@@ -61,7 +60,7 @@ MAX_REFERENCE_SLOTS = 2016
 
 
 #: features that are histograms (counts per bin, pooled over a window's slots); the rest are one number per slot
-HISTOGRAMS = ("intensity", "edge_contrast")
+HISTOGRAMS = ("intensity",)
 
 
 def is_histogram(name: str) -> bool:
@@ -106,33 +105,32 @@ def motion_speed(prev: np.ndarray, cur: np.ndarray, km_per_px: float, step_h: fl
     return speed if speed <= MAX_SPEED_KMH else None  # a spurious peak, not a motion
 
 
-#: bins of the jumps across a region's boundary: ln(inside / outside) for precipitation, inside - outside
-#: (units of the variable) otherwise
-EDGE_BINS_LOG = np.array([-np.inf, -1.25, -1.0, -0.75, -0.5, -0.3, -0.15, 0.0, 0.15, 0.3, 0.5, 0.75, 1.0, 1.25, np.inf])
-EDGE_BINS_DIFF = np.array([-np.inf, -3.0, -2.0, -1.5, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, np.inf])
 
 
-#: fewer wet neighbour pairs than this across a region's boundary in a slot say nothing of its calibration
-#: (a convective cell crossing the line: a handful of pairs with jumps of a factor 3): the slot is left out
+#: a slot's edge contrast needs wet pairs along at least this share of the region's boundary (and at least
+#: MIN_EDGE_PAIRS): a rain area across the line says something of the calibration, a convective cell crossing
+#: it (a handful of pairs with jumps of a factor 3) or the flank of an area lying along it does not
+MIN_EDGE_SHARE = 0.25
 MIN_EDGE_PAIRS = 24
 
 
-def _edge_contrast(v: np.ndarray, ok: np.ndarray, region, precipitation: bool) -> list[int] | None:
-    """The histogram of jumps across the region's boundary between neighbouring cells, inside against
-    outside: ``ln(inside / outside)`` over pairs that are both wet for precipitation, the difference for
-    other variables (None with fewer than `MIN_EDGE_PAIRS` pairs). Natural fields are continuous: the jumps
-    centre on 0 whatever the weather; a region reading 30 % low shifts them all by ln 0.7 = -0.36."""
+def _edge_contrast(v: np.ndarray, ok: np.ndarray, region, precipitation: bool) -> float | None:
+    """The median jump across the region's boundary between neighbouring cells, inside against outside:
+    ``ln(inside / outside)`` over pairs that are both wet for precipitation, the difference for other
+    variables (None with too few pairs: see `MIN_EDGE_SHARE`). Natural fields are continuous: it stays near 0
+    whatever the weather; a region reading 30 % low shifts it by ln 0.7 = -0.36. The median, one number per
+    slot: a convective core on the line moves a few pairs, not the median of a rain area across it."""
     a, b = region.edge_inside, region.edge_outside
     both = ok[a] & ok[b]
     va, vb = v[a][both], v[b][both]
     if precipitation:
         wet = (va >= WET) & (vb >= WET)
-        if int(wet.sum()) < MIN_EDGE_PAIRS:
+        if int(wet.sum()) < max(MIN_EDGE_PAIRS, MIN_EDGE_SHARE * len(a)):
             return None
-        return np.histogram(np.log(va[wet] / vb[wet]), bins=EDGE_BINS_LOG)[0].astype(int).tolist()
-    if va.size < MIN_EDGE_PAIRS:
+        return float(np.median(np.log(va[wet] / vb[wet])))
+    if va.size < max(MIN_EDGE_PAIRS, MIN_EDGE_SHARE * len(a)):
         return None
-    return np.histogram(va - vb, bins=EDGE_BINS_DIFF)[0].astype(int).tolist()
+    return float(np.median(va - vb))
 
 
 def _hist(v: np.ndarray) -> list[int]:
@@ -197,14 +195,10 @@ def _psi(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _hist_centres(name: str, n: int) -> np.ndarray:
-    """Representative values of a histogram feature's bins (log2 mm/h for intensity, the jump otherwise)."""
-    if name.split("@", 1)[0] == "intensity":
-        e = HIST_EDGES.copy()
-        e[-1] = e[-2] * 2
-        return np.log2(np.sqrt(e[:-1] * e[1:]))
-    e = (EDGE_BINS_LOG if n == len(EDGE_BINS_LOG) - 1 else EDGE_BINS_DIFF).copy()
-    e[0], e[-1] = 2 * e[1] - e[2], 2 * e[-2] - e[-3]
-    return (e[:-1] + e[1:]) / 2
+    """Representative values of a histogram feature's bins (log2 mm/h of the intensity bins)."""
+    e = HIST_EDGES.copy()
+    e[-1] = e[-2] * 2
+    return np.log2(np.sqrt(e[:-1] * e[1:]))
 
 
 def statistic(kind: str, window: np.ndarray, reference: np.ndarray, *, bins: int = 10, histogram: bool = False,
@@ -382,13 +376,11 @@ def drift_report(window_rows: Sequence[dict], reference: dict, window_slots: int
             if not is_histogram(name):
                 fw, fr = w[np.isfinite(w)], r[np.isfinite(r)]
                 doc.update(window_mean=float(fw.mean()), reference_mean=float(fr.mean()))
-            else:  # the histograms' typical values: geometric mean intensity, mean jump across the edge
+            else:  # the histograms' typical values: the geometric mean intensity
                 pw, pr = w.sum(axis=0), r.sum(axis=0)
                 c = _hist_centres(name, pw.size)
                 mw, mr = (c * pw).sum() / max(pw.sum(), 1), (c * pr).sum() / max(pr.sum(), 1)
-                if name.split("@", 1)[0] == "intensity":
-                    mw, mr = 2 ** mw, 2 ** mr
-                doc.update(window_mean=float(mw), reference_mean=float(mr))
+                doc.update(window_mean=float(2 ** mw), reference_mean=float(2 ** mr))
         feats.append(doc)
     drifted = sorted((f for f in feats if f["drifted"]), key=lambda f: -(f["ratio"] or 0))
     return {"features": feats, "drifted": [f["feature"] for f in drifted], "n_slots": len(window_rows),

@@ -175,7 +175,9 @@ class Monitor:
             ev.drift[w] = self._drift(variable, now, w, ref)
         timing["drift"] = time.perf_counter() - t
         t = time.perf_counter()
-        strata_windows = windows if any(r.kind == "stratum_below_reference" for r in self.rules) else ()
+        # strata cost a bootstrap per stratum: only for the windows a stratum rule watches
+        strata_windows = [w for w in windows if any(r.kind == "stratum_below_reference" and (r.window or "long") == w
+                                                     and r.applies(ds, variable) for r in self.rules)]
         for w in strata_windows:
             start, end = window_bounds(cfg, anchor, w)
             ev.strata[w] = strata_report(self.db, self.catalog, variable, cfg, start=start, end=end, n_boot=100)
@@ -241,12 +243,13 @@ class Monitor:
         lo_s = to_epoch(horizon)
         lo_s -= (lo_s - self.catalog.time.start_s) % step
         hi_s = to_epoch(now)
-        lo, rev, _ = self.verification.slot_revisions(lo_s, hi_s, variable)
+        lo, rev, av = self.verification.slot_revisions(lo_s, hi_s, variable)
         if len(rev) == 0:
             return 0
         times = self.catalog.time.label(np.arange(lo, lo + len(rev)))
         known = {to_epoch(k): v for k, v in have.items()}
-        todo = [int(ts) for ts, r in zip(times, rev) if r >= 0 and known.get(int(ts)) != int(r)]
+        # slots available by now (a store filled ahead of a replayed clock holds slots not yet "arrived")
+        todo = [int(ts) for ts, r, a in zip(times, rev, av) if r >= 0 and a <= hi_s and known.get(int(ts)) != int(r)]
         if not todo:
             return 0
         rows = features_of_slots(self.store, self.catalog, variable, min(todo), max(todo), self.regions,
@@ -320,9 +323,10 @@ class Monitor:
             start = ref_end  # a window overlapping the reference compares it with itself
         rows = [f for t, _, f in self.db.features(self.catalog.id, variable, since=start + timedelta(seconds=1),
                                                   until=end)]
-        if len(rows) < cfg.drift.min_slots:
+        need = max(cfg.drift.min_slots, int(cfg.drift.min_fraction * self._nominal(window)))
+        if len(rows) < need:
             return {"features": [], "drifted": [], "n_slots": len(rows), "window": window,
-                    "note": f"{len(rows)} slot(s) in the window since the reference; {cfg.drift.min_slots} needed"}
+                    "note": f"{len(rows)} slot(s) in the window since the reference; {need} needed"}
         names = feature_names(ref["slots"], cfg.drift)
         # thresholds for this window length (a window shorter than nominal gets its own), cached
         n = len(rows)

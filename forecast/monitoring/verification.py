@@ -77,11 +77,13 @@ class Verification:
                         for v in catalog.variables}
         self._forecasters: dict[tuple[str, str], Any] = {}
         self._state = None  # (lo, hi, DatasetState) read once per pass by `prefetch`
+        self._production = None  # the production run, opened once per pass (lazy: no data read)
 
     def prefetch(self, lo_s: int, hi_s: int) -> None:
         """Read the store's per-slot bookkeeping over [lo_s, hi_s] once; `slot_revisions` slices it until
         the next call (one metadata read per pass instead of one per question)."""
         self._state = None
+        self._production = None
         lo, hi = self._slots(lo_s, hi_s)
         if hi < lo or not self.store.exists():
             return
@@ -96,24 +98,29 @@ class Verification:
 
     # -- what is due ----------------------------------------------------------------------------------
 
-    def forecast_variables(self) -> list[str]:
+    def production(self):
+        """The production run of the forecast store (lazy), opened once per pass; None when there is none."""
         from forecast.stores import PRODUCTION, UnknownForecastError
 
-        try:
-            ds = self.fstore.open(self.catalog.id, PRODUCTION)
-        except UnknownForecastError:
+        if self._production is None:
+            try:
+                self._production = self.fstore.open(self.catalog.id, PRODUCTION)
+            except UnknownForecastError:
+                return None
+        return self._production
+
+    def forecast_variables(self) -> list[str]:
+        ds = self.production()
+        if ds is None:
             return []
         return [v for v in ds.data_vars if not v.endswith("_annotation") and v in self.catalog.variables]
 
     def forecast_inits(self, since: datetime, until: datetime) -> list[int]:
         """Init times (epoch s) in [since, until] with a production forecast."""
-        from forecast.stores import PRODUCTION, UnknownForecastError
-
-        try:
-            inits = self.fstore.inits(self.catalog.id, PRODUCTION)
-        except UnknownForecastError:
+        ds = self.production()
+        if ds is None:
             return []
-        s = inits.astype("int64")
+        s = ds["init_time"].values.astype("datetime64[s]").astype("int64")
         return [int(x) for x in s[(s >= to_epoch(since)) & (s <= to_epoch(until))]]
 
     def slot_revisions(self, lo_s: int, hi_s: int, variable: str) -> tuple[int, np.ndarray, np.ndarray]:
@@ -174,10 +181,7 @@ class Verification:
         return out
 
     def _n_leads(self) -> int:
-        from forecast.stores import PRODUCTION
-
-        ds = self.fstore.open(self.catalog.id, PRODUCTION)
-        return int(ds.sizes["lead_time"])
+        return int(self.production().sizes["lead_time"])
 
     # -- one init --------------------------------------------------------------------------------------
 
@@ -216,8 +220,8 @@ class Verification:
 
         cat, cfg, step = self.catalog, self.cfg, self.step_s
         init = utc(init)
-        ds = self.fstore.open(cat.id, PRODUCTION)
-        if variable not in ds:
+        ds = self.production()
+        if ds is None or variable not in ds:
             raise BadInputError(f"the production forecasts of {cat.id} hold no {variable!r}")
         t64 = np.datetime64(init.replace(tzinfo=None), "ns")
         if t64 not in ds["init_time"].values:

@@ -121,21 +121,21 @@ def equal_world(tmp_path_factory):
     from forecast.worker import run_cycle
 
     tmp = tmp_path_factory.mktemp("equal")
-    st, cat, sample, manifest = monitored_world(tmp, hours=4.0)
+    st, cat, sample, manifest = monitored_world(tmp, hours=20.0)
     files = sorted(sample.glob("*.nc"))
     ingest(cat, files, store=store_for(st), latency=timedelta(0), scheduler="sync", workers=1)
     run_qc(cat, store=store_for(st), scheduler="sync")
     cfg = tmp / "model.yaml"
     cfg.write_text("training: {max_epochs: 1, samples_per_epoch: 8, patch: 16, batch_size: 4, max_val_windows: 2}\n"
                    "network: {base_channels: 4, depth: 1}\n")
-    doc = train_model(st, cat.id, "precipitation_rate", config_path=cfg, end=START + timedelta(hours=2))
+    doc = train_model(st, cat.id, "precipitation_rate", config_path=cfg, end=START + timedelta(hours=18))
     with ModelRegistry(st.db_url, st.models_dir) as reg:
         promote(st, reg, doc["version"], by="test", reason="equality test", override=True)
     set_threads(1)  # as the hindcast: one thread, the same float sums
     clock = FixedClock(START)
     hook = MonitorHook(st, background=False, max_inits=500)
     svc = open_service(st, cat.id, clock=clock, hooks=[hook])
-    t0, t1 = START + timedelta(hours=2), START + timedelta(hours=2, minutes=55)
+    t0, t1 = START + timedelta(hours=18), START + timedelta(hours=18, minutes=55)
     t = t0
     while t <= t1:
         clock.set(t + timedelta(seconds=30))
