@@ -1,7 +1,9 @@
 """Alert rules evaluated on each monitoring pass, with hysteresis and deduplication.
 
 Each rule (`forecast.catalog.monitoring.AlertRule`) looks at what the pass measured (`Evidence`) and says,
-per subject (a lead, a window, a stratum), whether its condition holds now (`Observation`). An alert fires
+per subject (a lead, a window, a stratum), whether its condition holds now (`Observation`; ``None`` when
+there is nothing to judge, e.g. too few verified inits or a dry spell over a drifted region: a firing alert
+then holds). An alert fires
 after ``for_cycles`` consecutive passes in which it holds and resolves after ``clear_cycles`` in which it
 does not; numeric rules also have a clear threshold (a firing skill alert resolves only once skill is back
 above ``clear_threshold``), so a value hovering at the threshold does not flap. One alert per (rule,
@@ -112,10 +114,17 @@ def _drift(rule: AlertRule, ev: Evidence, firing: set[str]) -> list[Observation]
     judged = [f for f in feats if f.get("ratio") is not None]
     if not judged:
         return [Observation(rule, subject, None, None, f"no input feature could be judged on the {window} window")]
+    alert = firing.get(alert_key(rule.name, ev.dataset, ev.variable, subject)) if isinstance(firing, dict) else None
     is_firing = alert_key(rule.name, ev.dataset, ev.variable, subject) in firing
     bar = 0.8 if is_firing else 1.0  # a firing drift alert holds until the statistic is back below 80 % of it
     drifted = sorted((f for f in judged if f["ratio"] > bar), key=lambda f: -f["ratio"])
     top = max(judged, key=lambda f: f["ratio"])
+    unjudged = {f["feature"] for f in feats if f.get("ratio") is None}
+    if not drifted and alert is not None and unjudged & set(alert.details.get("features") or []):
+        # the features that drifted cannot be judged now (a dry spell over the region): no evidence that the
+        # fault ended, the alert holds
+        return [Observation(rule, subject, None, None, f"the drifted feature(s) cannot be judged on the {window} "
+                            "window now (too few slots with data); the alert holds")]
     if drifted:
         names = ", ".join(f"{f['feature']} ({f['statistic']} {_fmt(f['value'])} > {_fmt(f['threshold'])})"
                           for f in drifted[:4])
@@ -215,8 +224,8 @@ class Observations(list):
     evaluated: set[str] = field(default_factory=set)
 
 
-def evaluate_rules(rules: list[AlertRule], ev: Evidence, firing: set[str]) -> Observations:
-    """Every rule's observations on this pass (``firing``: keys of the alerts firing now)."""
+def evaluate_rules(rules: list[AlertRule], ev: Evidence, firing) -> Observations:
+    """Every rule's observations on this pass (``firing``: the alerts firing now by key, or their keys)."""
     out = Observations()
     for rule in rules:
         if not rule.applies(ev.dataset, ev.variable):
@@ -246,6 +255,8 @@ def apply_observations(db, ev: Evidence, observations: list[Observation], rules:
         key = alert_key(ob.rule.name, ev.dataset, ev.variable, ob.subject)
         seen.add(key)
         c = counters.get(key, {"true": 0, "false": 0})
+        if ob.active is None and key in firing:  # nothing to judge: a firing alert holds as it is
+            continue
         if ob.active:
             c = {"true": c["true"] + 1, "false": 0}
         else:

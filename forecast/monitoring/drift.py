@@ -48,7 +48,7 @@ import numpy as np
 from forecast.monitoring.strata import WET
 
 __all__ = ["HIST_EDGES", "drift_report", "is_histogram", "motion_speed", "reference_statistics", "slot_features",
-           "statistic", "thresholds"]
+           "statistic", "thresholds", "window_drift"]
 
 #: faster than this (km/h) a phase-correlation peak is spurious: precipitation does not move so fast
 MAX_SPEED_KMH = 200.0
@@ -385,3 +385,25 @@ def drift_report(window_rows: Sequence[dict], reference: dict, window_slots: int
     drifted = sorted((f for f in feats if f["drifted"]), key=lambda f: -(f["ratio"] or 0))
     return {"features": feats, "drifted": [f["feature"] for f in drifted], "n_slots": len(window_rows),
             "thresholds": thr}
+
+
+def window_drift(rows: Sequence[dict], reference: dict, nominal_slots: int, cfg,
+                 cache: dict | None = None) -> dict[str, Any]:
+    """The drift of a window of per-slot features (`drift_report`) as the monitor judges it: only once the
+    window spans ``min_fraction`` of its nominal length; thresholds for the window's length (rounded down to
+    a power of two below the nominal length), cached in ``cache``."""
+    n = len(rows)
+    need = max(cfg.min_slots, int(cfg.min_fraction * nominal_slots))
+    if n < need:
+        return {"features": [], "drifted": [], "n_slots": n,
+                "note": f"{n} slot(s) in the window since the reference; {need} needed"}
+    bucket = nominal_slots if n >= nominal_slots else max(cfg.min_slots, int(2 ** math.floor(math.log2(n))))
+    key = (bucket, reference.get("period", [None])[0], reference.get("n_slots"), id(reference))
+    thr = None if cache is None else cache.get(key)
+    if thr is None:
+        thr = thresholds(reference["slots"], feature_names(reference["slots"], cfg), bucket, cfg)
+        if cache is not None:
+            cache[key] = thr
+    rep = drift_report(rows, reference, bucket, cfg, cached_thresholds=thr)
+    rep.pop("thresholds", None)
+    return rep

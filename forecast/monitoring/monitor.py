@@ -20,7 +20,7 @@ import numpy as np
 from forecast.monitoring import detector
 from forecast.monitoring.alerts import Evidence, apply_observations, evaluate_rules
 from forecast.monitoring.config import alert_rules_for, monitoring_config
-from forecast.monitoring.drift import drift_report, feature_names, reference_statistics, slot_features, thresholds
+from forecast.monitoring.drift import reference_statistics, slot_features, window_drift
 from forecast.monitoring.skill import strata_report, window_bounds, window_skill
 from forecast.monitoring.store import MonitorDB
 from forecast.monitoring.strata import is_precipitation, region_masks
@@ -188,8 +188,7 @@ class Monitor:
         ev.deadline_misses = self._deadline_misses(now)
         ev.review_oldest_s, ev.review_item = self._review(variable)
         t = time.perf_counter()
-        firing = set(self.db.firing(ds, variable))
-        observations = evaluate_rules(self.rules, ev, firing)
+        observations = evaluate_rules(self.rules, ev, self.db.firing(ds, variable))
         changes = apply_observations(self.db, ev, observations, self.rules, self.notifier.notify)
         timing["alerts"] = time.perf_counter() - t
         if due_long:
@@ -323,21 +322,8 @@ class Monitor:
             start = ref_end  # a window overlapping the reference compares it with itself
         rows = [f for t, _, f in self.db.features(self.catalog.id, variable, since=start + timedelta(seconds=1),
                                                   until=end)]
-        need = max(cfg.drift.min_slots, int(cfg.drift.min_fraction * self._nominal(window)))
-        if len(rows) < need:
-            return {"features": [], "drifted": [], "n_slots": len(rows), "window": window,
-                    "note": f"{len(rows)} slot(s) in the window since the reference; {need} needed"}
-        names = feature_names(ref["slots"], cfg.drift)
-        # thresholds for this window length (a window shorter than nominal gets its own), cached
-        n = len(rows)
-        bucket = max(cfg.drift.min_slots, int(2 ** math.floor(math.log2(n)))) if n < self._nominal(window) else \
-            self._nominal(window)
-        key = (variable, window, bucket, ref.get("period", [None])[0], ref.get("n_slots"))
-        thr = self._thresholds.get(key)
-        if thr is None:
-            thr = self._thresholds[key] = thresholds(ref["slots"], names, bucket, cfg.drift)
-        rep = drift_report(rows, ref, bucket, cfg.drift, cached_thresholds=thr)
-        rep.pop("thresholds", None)
+        cache = self._thresholds.setdefault((variable, window), {})
+        rep = window_drift(rows, ref, self._nominal(window), cfg.drift, cache)
         rep.update(window=window, start=iso(start), end=iso(end), reference={
             k: ref.get(k) for k in ("period", "source", "n_slots")})
         return rep
