@@ -38,19 +38,24 @@ def window_rows(db, dataset: str, variable: str, start: datetime, end: datetime,
     return [r for r in rows if r["version"] == 0]
 
 
-def _group(rows: list[dict], methods: list[str]) -> tuple[dict[str, list[tuple[int, InitRecord]]], list[int], list]:
+def _signature(r: dict) -> tuple:
+    conf = (r.get("scores") or {}).get("config") or {}
+    return (tuple(r["lead_s"]), tuple(conf.get("thresholds") or ()), tuple(conf.get("fss_windows") or ()))
+
+
+def _group(rows: list[dict], methods: list[str]) -> tuple[dict[str, list[tuple[int, InitRecord]]], list[int], tuple]:
     """Records per method over the inits every method has, with the model verified on at least one cell,
-    on the most common lead set."""
+    made with the most common configuration (leads, thresholds, FSS windows)."""
     by_init: dict[int, dict[str, dict]] = {}
     for r in rows:
         by_init.setdefault(to_epoch(r["init_time"]), {})[r["method"]] = r
-    leads = Counter(tuple(r["lead_s"]) for r in rows if r["method"] == MODEL)
-    lead_s = list(leads.most_common(1)[0][0]) if leads else []
+    sigs = Counter(_signature(r) for r in rows if r["method"] == MODEL)
+    sig = sigs.most_common(1)[0][0] if sigs else ((), (), ())
     out: dict[str, list] = {m: [] for m in methods}
     inits = []
     for init_s in sorted(by_init):
         got = by_init[init_s]
-        if not all(m in got for m in methods) or list(got[MODEL]["lead_s"]) != lead_s:
+        if not all(m in got for m in methods) or _signature(got[MODEL]) != sig:
             continue
         recs = {m: InitRecord.unpack(got[m]["record"]) for m in methods}
         if int(recs[MODEL].n.sum()) == 0:  # nothing verifiable (the hindcast skips such inits too)
@@ -58,7 +63,7 @@ def _group(rows: list[dict], methods: list[str]) -> tuple[dict[str, list[tuple[i
         inits.append(init_s)
         for m in methods:
             out[m].append((init_s, recs[m]))
-    return out, inits, lead_s
+    return out, inits, sig
 
 
 def window_skill(db, catalog, variable: str, cfg, *, start: datetime, end: datetime, stage: str = "current",
@@ -69,8 +74,10 @@ def window_skill(db, catalog, variable: str, cfg, *, start: datetime, end: datet
 
     methods = [MODEL, *cfg.references]
     rows = window_rows(db, catalog.id, variable, start, end, stage=stage, methods=methods)
-    records, inits, lead_s = _group(rows, methods)
-    thr = tuple(thresholds or cfg.thresholds or default_thresholds(catalog, variable))
+    records, inits, sig = _group(rows, methods)
+    lead_s = list(sig[0])
+    thr = tuple(thresholds or sig[1] or cfg.thresholds or default_thresholds(catalog, variable))
+    windows = list(sig[2] or cfg.fss_windows)
     doc: dict[str, Any] = {"start": iso(start), "end": iso(end), "stage": stage, "n_inits": len(inits),
                            "first_init": iso(inits[0]) if inits else None,
                            "last_init": iso(inits[-1]) if inits else None, "reference": "persistence",
@@ -80,7 +87,7 @@ def window_skill(db, catalog, variable: str, cfg, *, start: datetime, end: datet
     fallback = Counter(r["forecast_method"] for r in rows if r["method"] == MODEL and to_epoch(r["init_time"]) in
                        set(inits))
     doc["forecast_methods"] = dict(fallback)
-    conf = verifier_config(lead_s, thr, cfg.fss_windows)
+    conf = verifier_config(lead_s, thr, windows)
     ver = window_verifier(conf, catalog.grid.shape, records)
     summary = ver.summary(reference="persistence", compare=(MODEL,), n_boot=int(n_boot or cfg.n_boot), seed=0)
     doc["summary"] = summary

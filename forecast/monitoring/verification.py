@@ -306,14 +306,15 @@ class Verification:
                 "lead_s": lead_s, "obs_revisions": revisions, "obs_snapshot": obs.attrs.get("snapshot"),
                 "inputs": {"as_of": iso(as_of), "snapshot": in_snapshot, "init_stats": stats},
                 "regimes": regimes, "skill": skill if m == MODEL else None,
-                "scores": _scores(rec, thr), "record": rec.pack(), "strata": strata.get(m, {}),
+                "scores": _scores(rec, thr, cfg.fss_windows), "record": rec.pack(), "strata": strata.get(m, {}),
                 "computed_at": utc(now),
             })
         return rows
 
 
-def _scores(rec: InitRecord, thresholds) -> dict[str, Any]:
-    """Per-lead scores of one init for display (the exact sums are in the record)."""
+def _scores(rec: InitRecord, thresholds, fss_windows) -> dict[str, Any]:
+    """Per-lead scores of one init for display (the exact sums are in the record), and the Verifier's
+    configuration the record was made with (a window sums only records of one configuration)."""
     from forecast.evaluation.scores import categorical_scores
 
     n = rec.n.astype(float)
@@ -332,4 +333,5 @@ def _scores(rec: InitRecord, thresholds) -> dict[str, Any]:
         return [None if not np.isfinite(x) else round(float(x), 6) for x in a]
 
     return {"n": rec.n.tolist(), "rmse": clean(rmse), "mae": clean(mae), "bias": clean(b),
-            "csi": {k: clean(v) for k, v in csi.items()}}
+            "csi": {k: clean(v) for k, v in csi.items()},
+            "config": {"thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows]}}

@@ -268,3 +268,90 @@ def drift_alerts(db, cat, rows: list[dict], ref_slots: int, rules, *, start, eve
         obs = evaluate_rules(rules, ev, db.firing(cat.id, "precipitation_rate"))
         apply_observations(db, ev, obs, rules, lambda a, e, r, i=i: events.append((i, e, a)))
     return events
+
+
+# -- a monitor database without stores (for the command line, the API and the console) ----------------------------
+
+
+def fill_monitor_db(db, cat, *, n_inits: int = 30, start=None, variable: str = "precipitation_rate", seed: int = 0,
+                    revise: int | None = 3):
+    """Verification rows of ``n_inits`` inits (model, persistence, extrapolation) made by the monitor's code
+    from random fields, one init verified twice (``revise``), a snapshot, a firing and a resolved alert."""
+    from datetime import datetime, timezone
+
+    from forecast.evaluation import Verifier
+    from forecast.monitoring.detector import per_init_skill
+    from forecast.monitoring.records import records_from_state
+    from forecast.monitoring.verification import _scores
+
+    rng = np.random.default_rng(seed)
+    start = start or datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
+    ny, nx = cat.grid.shape
+    leads = 12
+    lead_s = [300 * (i + 1) for i in range(leads)]
+    thr = (1.0, 10.0, 30.0, 50.0)
+
+    def rows_for(init, revs, noise):
+        obs = rng.gamma(0.5, 4.0, (leads, ny, nx)).astype(np.float32)
+        obs[obs < 0.5] = 0
+        valid = rng.random(obs.shape) > 0.05
+        v = Verifier(np.array(lead_s) * np.timedelta64(1, "s"), thr, [1, 3, 9])
+        t64 = np.datetime64(int(init.timestamp()), "s")
+        fields = {"model": obs + rng.normal(0, noise, obs.shape), "persistence": obs + rng.normal(0, 3.0, obs.shape),
+                  "extrapolation": obs + rng.normal(0, 2.5, obs.shape)}
+        for m, f in fields.items():
+            v.add(t64, m, f.astype(np.float32), obs, valid)
+        recs = records_from_state(v.to_state())
+        h = nx // 2
+        strata = {}
+        for m, f in fields.items():
+            for name, sl in (("west", np.s_[..., :h]), ("east", np.s_[..., h:])):
+                rv = Verifier(np.array(lead_s) * np.timedelta64(1, "s"), thr, [1], [thr[0]])
+                rv.add(t64, m, f[sl].astype(np.float32), obs[sl], valid[sl])
+                r = records_from_state(rv.to_state())[m]
+                strata.setdefault(m, {})[name] = {"n": r.n.tolist(), "sse": r.sse.tolist(), "hmf": r.hmf.tolist()}
+        skill = per_init_skill(recs["model"].sse, recs["model"].n, recs["persistence"].sse, recs["persistence"].n, 12,
+                               0.01)
+        return [{"dataset": cat.id, "variable": variable, "init_time": init, "method": m,
+                 "forecast_method": "model" if m == "model" else m, "model_version": "v1" if m == "model" else None,
+                 "fallback": None, "lead_s": lead_s, "obs_revisions": revs, "obs_snapshot": "s", "inputs": {},
+                 "regimes": ["light", f"h{(init.hour // 6) * 6:02d}_{(init.hour // 6) * 6 + 6:02d}"],
+                 "skill": skill if m == "model" else None, "scores": _scores(recs[m], thr, [1, 3, 9]), "record": recs[m].pack(),
+                 "strata": strata[m], "computed_at": init + timedelta(hours=1)} for m in fields]
+
+    for i in range(n_inits):
+        init = start + timedelta(minutes=5 * i)
+        db.add_verifications(rows_for(init, [0] * leads, 1.5))
+        if i == revise:
+            db.add_verifications(rows_for(init, [0] * 5 + [1] + [0] * 6, 1.6))
+    last = start + timedelta(minutes=5 * (n_inits - 1))
+    a = db.fire(rule="skill_drop", kind="skill_change", dataset=cat.id, variable=variable,
+                subject="per-init skill vs persistence", severity="critical", since=last, value=12.0,
+                message="the change detector found a drop of the per-init skill", details={"s": 12.0})
+    b = db.fire(rule="input_drift_short", kind="input_drift", dataset=cat.id, variable=variable,
+                subject="short window inputs", severity="warning", since=start, value=2.0,
+                message="input drift on the short window: edge_contrast@east", details={"features": ["edge_contrast@east"]})
+    db.resolve(b.id, at=last, value=0.5, message="no input drift")
+    snap = {"now": (last + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "dataset": cat.id,
+            "variable": variable, "last_verified": last.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "skill": {"short": {"n_inits": n_inits, "enough": True, "start": "", "end": "",
+                                "leads": [{"lead_minutes": 30, "model_rmse": 1.5, "persistence_rmse": 3.0,
+                                           "extrapolation_rmse": 2.5, "skill_persistence": 0.5,
+                                           "skill_extrapolation": 0.4, "lower": -1.6, "upper": -1.4}]}},
+            "drift": {"short": {"drifted": ["edge_contrast@east"], "n_slots": 72, "note": None,
+                                "features": {"edge_contrast@east": {"value": 2.0, "threshold": 1.0, "ratio": 2.0,
+                                                                    "statistic": "wasserstein"},
+                                             "wet_fraction": {"value": 0.3, "threshold": 1.0, "ratio": 0.3,
+                                                              "statistic": "wasserstein"}}}, "long": None},
+            "strata": {"long": {"worst": {"stratum": "east", "kind": "region", "skill": 0.1, "gap": -0.3,
+                                          "n_inits": n_inits}, "below": [],
+                                "strata": {"east": {"kind": "region", "skill": 0.1, "gap": -0.3, "n_inits": n_inits}},
+                                "mean_skill": 0.4}},
+            "detector": {"n": n_inits, "mean": 0.5, "var": 0.01, "s": 12.0, "h": 10.0, "alarm": True,
+                         "alarm_since": None, "last_init": None, "last_x": -0.5, "last_z": -4.0, "alarms": 1,
+                         "method": "cusum"},
+            "feed": {"missing_run": 0, "late_share": 0.0, "fail_share": 0.001}, "deadline_misses": 0,
+            "rules": "test", "seconds": {"verify": 0.1}}
+    db.put_state(cat.id, variable, "snapshot", snap, last)
+    db.put_state(cat.id, variable, "detector", snap["detector"], last)
+    return a, b
