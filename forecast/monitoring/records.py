@@ -16,7 +16,7 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -24,8 +24,8 @@ from forecast.errors import BadInputError
 from forecast.evaluation.metrics import STATE_VERSION
 from forecast.timeutil import iso
 
-__all__ = ["FIXED_BITS", "SUM_NAMES", "InitRecord", "fixed_sum", "records_from_state", "window_state",
-           "window_verifier"]
+__all__ = ["FIXED_BITS", "MODEL", "SUM_NAMES", "InitRecord", "fixed_sum", "records_from_state", "verifier_config",
+           "window_state", "window_verifier"]
 
 #: the Verifier's fixed-point scale: floats are summed exactly as integers in units of 2**-1074 (the
 #: smallest float64 step); `to_state` writes those integers in hex (tests pin this against the Verifier)
@@ -159,3 +159,37 @@ def window_verifier(config: dict, grid_shape: Sequence[int] | None,
     from forecast.evaluation import Verifier
 
     return Verifier.from_state(window_state(config, grid_shape, records))
+
+
+#: the production forecast's method name in verification rows (the hindcast calls the model under test so)
+MODEL = "model"
+
+
+def verifier_config(lead_s, thresholds, fss_windows) -> dict:
+    return {"lead_time_s": [int(s) for s in lead_s], "thresholds": [float(t) for t in thresholds],
+            "fss_thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows]}
+
+
+def _scores(rec: InitRecord, thresholds, fss_windows) -> dict[str, Any]:
+    """Per-lead scores of one init for display (the exact sums are in the record), and the Verifier's
+    configuration the record was made with (a window sums only records of one configuration)."""
+    from forecast.evaluation.scores import categorical_scores
+
+    n = rec.n.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se, ae = rec.sums[6], rec.sums[5]
+        bias = rec.sums[0] - rec.sums[1]
+        rmse = np.where(n > 0, np.sqrt(se / np.maximum(n, 1)), np.nan)
+        mae = np.where(n > 0, ae / np.maximum(n, 1), np.nan)
+        b = np.where(n > 0, bias / np.maximum(n, 1), np.nan)
+    csi = {}
+    for k, t in enumerate(thresholds):
+        csi[np.format_float_positional(float(t), trim="-")] = [categorical_scores(*rec.ctab[i, k])["csi"]
+                                                              for i in range(len(n))]
+
+    def clean(a):
+        return [None if not np.isfinite(x) else round(float(x), 6) for x in a]
+
+    return {"n": rec.n.tolist(), "rmse": clean(rmse), "mae": clean(mae), "bias": clean(b),
+            "csi": {k: clean(v) for k, v in csi.items()},
+            "config": {"thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows]}}

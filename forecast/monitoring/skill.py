@@ -14,8 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from forecast.monitoring.records import InitRecord, window_verifier
-from forecast.monitoring.verification import MODEL, verifier_config
+from forecast.monitoring.records import MODEL, InitRecord, verifier_config, window_verifier
 from forecast.timeutil import iso, to_epoch, utc
 
 __all__ = ["STAGES", "staged_report", "strata_report", "window_bounds", "window_rows", "window_skill"]

@@ -32,22 +32,13 @@ import numpy as np
 
 from forecast.errors import BadInputError
 from forecast.monitoring.detector import per_init_skill
-from forecast.monitoring.records import InitRecord, records_from_state
+from forecast.monitoring.records import MODEL, _scores, records_from_state, verifier_config
 from forecast.monitoring.strata import default_regimes, init_statistics, regimes_of
 from forecast.timeutil import from_epoch, iso, parse_time, to_epoch, utc
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Due", "Verification", "verifier_config"]
-
-#: methods, in the order rows are written
-MODEL = "model"
-
-
-def verifier_config(lead_s, thresholds, fss_windows) -> dict:
-    return {"lead_time_s": [int(s) for s in lead_s], "thresholds": [float(t) for t in thresholds],
-            "fss_thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows]}
-
 
 @dataclass(frozen=True)
 class Due:
@@ -310,28 +301,3 @@ class Verification:
                 "computed_at": utc(now),
             })
         return rows
-
-
-def _scores(rec: InitRecord, thresholds, fss_windows) -> dict[str, Any]:
-    """Per-lead scores of one init for display (the exact sums are in the record), and the Verifier's
-    configuration the record was made with (a window sums only records of one configuration)."""
-    from forecast.evaluation.scores import categorical_scores
-
-    n = rec.n.astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        se, ae = rec.sums[6], rec.sums[5]
-        bias = rec.sums[0] - rec.sums[1]
-        rmse = np.where(n > 0, np.sqrt(se / np.maximum(n, 1)), np.nan)
-        mae = np.where(n > 0, ae / np.maximum(n, 1), np.nan)
-        b = np.where(n > 0, bias / np.maximum(n, 1), np.nan)
-    csi = {}
-    for k, t in enumerate(thresholds):
-        csi[np.format_float_positional(float(t), trim="-")] = [categorical_scores(*rec.ctab[i, k])["csi"]
-                                                              for i in range(len(n))]
-
-    def clean(a):
-        return [None if not np.isfinite(x) else round(float(x), 6) for x in a]
-
-    return {"n": rec.n.tolist(), "rmse": clean(rmse), "mae": clean(mae), "bias": clean(b),
-            "csi": {k: clean(v) for k, v in csi.items()},
-            "config": {"thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows]}}

@@ -282,7 +282,7 @@ def fill_monitor_db(db, cat, *, n_inits: int = 30, start=None, variable: str = "
     from forecast.evaluation import Verifier
     from forecast.monitoring.detector import per_init_skill
     from forecast.monitoring.records import records_from_state
-    from forecast.monitoring.verification import _scores
+    from forecast.monitoring.records import _scores
 
     rng = np.random.default_rng(seed)
     start = start or datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
