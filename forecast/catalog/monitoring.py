@@ -170,7 +170,11 @@ class MonitoringConfig(_Strict):
     references: list[Literal["persistence", "extrapolation"]] = Field(
         default_factory=lambda: ["persistence", "extrapolation"])
     thresholds: list[float] | None = Field(None, description="Event thresholds (default: the hindcast's).")
-    fss_windows: list[int] = Field(default_factory=lambda: [1, 3, 9, 17, 33])
+    fss_windows: list[int] = Field(default_factory=lambda: [1, 9, 33], description="FSS windows (cells); the "
+                                   "hindcast's are 1, 3, 9, 17, 33: the monitor's are a subset, so each FSS it "
+                                   "reports equals the hindcast's of the same threshold and window.")
+    fss_thresholds: list[float] | None = Field(None, description="FSS thresholds (default: the first two event "
+                                               "thresholds: FSS is the costliest score per cycle).")
     include_unreviewed_suspect: bool = True
     n_boot: int = Field(500, ge=10)
     min_inits: int = Field(6, ge=2, description="Fewest verified inits a window needs to be judged.")

@@ -165,12 +165,13 @@ def window_verifier(config: dict, grid_shape: Sequence[int] | None,
 MODEL = "model"
 
 
-def verifier_config(lead_s, thresholds, fss_windows) -> dict:
+def verifier_config(lead_s, thresholds, fss_windows, fss_thresholds=None) -> dict:
+    fthr = thresholds if fss_thresholds is None else fss_thresholds
     return {"lead_time_s": [int(s) for s in lead_s], "thresholds": [float(t) for t in thresholds],
-            "fss_thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows]}
+            "fss_thresholds": [float(t) for t in fthr], "fss_windows": [int(w) for w in fss_windows]}
 
 
-def _scores(rec: InitRecord, thresholds, fss_windows) -> dict[str, Any]:
+def _scores(rec: InitRecord, thresholds, fss_windows, fss_thresholds=None) -> dict[str, Any]:
     """Per-lead scores of one init for display (the exact sums are in the record), and the Verifier's
     configuration the record was made with (a window sums only records of one configuration)."""
     from forecast.evaluation.scores import categorical_scores
@@ -192,4 +193,6 @@ def _scores(rec: InitRecord, thresholds, fss_windows) -> dict[str, Any]:
 
     return {"n": rec.n.tolist(), "rmse": clean(rmse), "mae": clean(mae), "bias": clean(b),
             "csi": {k: clean(v) for k, v in csi.items()},
-            "config": {"thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows]}}
+            "config": {"thresholds": [float(t) for t in thresholds], "fss_windows": [int(w) for w in fss_windows],
+                       "fss_thresholds": [float(t) for t in (thresholds if fss_thresholds is None
+                                                              else fss_thresholds)]}}

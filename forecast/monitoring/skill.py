@@ -39,7 +39,8 @@ def window_rows(db, dataset: str, variable: str, start: datetime, end: datetime,
 
 def _signature(r: dict) -> tuple:
     conf = (r.get("scores") or {}).get("config") or {}
-    return (tuple(r["lead_s"]), tuple(conf.get("thresholds") or ()), tuple(conf.get("fss_windows") or ()))
+    return (tuple(r["lead_s"]), tuple(conf.get("thresholds") or ()), tuple(conf.get("fss_windows") or ()),
+            tuple(conf.get("fss_thresholds") or conf.get("thresholds") or ()))
 
 
 def _group(rows: list[dict], methods: list[str]) -> tuple[dict[str, list[tuple[int, InitRecord]]], list[int], tuple]:
@@ -49,7 +50,7 @@ def _group(rows: list[dict], methods: list[str]) -> tuple[dict[str, list[tuple[i
     for r in rows:
         by_init.setdefault(to_epoch(r["init_time"]), {})[r["method"]] = r
     sigs = Counter(_signature(r) for r in rows if r["method"] == MODEL)
-    sig = sigs.most_common(1)[0][0] if sigs else ((), (), ())
+    sig = sigs.most_common(1)[0][0] if sigs else ((), (), (), ())
     out: dict[str, list] = {m: [] for m in methods}
     inits = []
     for init_s in sorted(by_init):
@@ -77,6 +78,7 @@ def window_skill(db, catalog, variable: str, cfg, *, start: datetime, end: datet
     lead_s = list(sig[0])
     thr = tuple(thresholds or sig[1] or cfg.thresholds or default_thresholds(catalog, variable))
     windows = list(sig[2] or cfg.fss_windows)
+    fss_thr = list(sig[3] or thr)
     doc: dict[str, Any] = {"start": iso(start), "end": iso(end), "stage": stage, "n_inits": len(inits),
                            "first_init": iso(inits[0]) if inits else None,
                            "last_init": iso(inits[-1]) if inits else None, "reference": "persistence",
@@ -86,7 +88,7 @@ def window_skill(db, catalog, variable: str, cfg, *, start: datetime, end: datet
     fallback = Counter(r["forecast_method"] for r in rows if r["method"] == MODEL and to_epoch(r["init_time"]) in
                        set(inits))
     doc["forecast_methods"] = dict(fallback)
-    conf = verifier_config(lead_s, thr, windows)
+    conf = verifier_config(lead_s, thr, windows, fss_thr)
     ver = window_verifier(conf, catalog.grid.shape, records)
     summary = ver.summary(reference="persistence", compare=(MODEL,), n_boot=int(n_boot or cfg.n_boot), seed=0)
     doc["summary"] = summary

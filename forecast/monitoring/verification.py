@@ -66,6 +66,8 @@ class Verification:
                            for v in catalog.variables}
         self.regimes = {v: tuple(cfg.regimes) if cfg.regimes else default_regimes(catalog, v)
                         for v in catalog.variables}
+        self.fss_thresholds = {v: tuple(cfg.fss_thresholds) if cfg.fss_thresholds else t[:2]
+                               for v, t in self.thresholds.items()}
         self._forecasters: dict[tuple[str, str], Any] = {}
         self._state = None  # (lo, hi, DatasetState) read once per pass by `prefetch`
         self._production = None  # the production run, opened once per pass (lazy: no data read)
@@ -233,7 +235,17 @@ class Verification:
         inputs = self._inputs(variable, init, k, as_of, in_snapshot)
         fields = {MODEL: fc}
         ref_fallbacks = {}
+        reused = None
+        fb = prov.get("fallback") or {}
+        if prov.get("method") in refs and fb.get("method") == prov.get("method") and "; " not in (fb.get("reason") or "") \
+                and len((obs_ref.get("input_slots") or [])) == refs[prov["method"]].k:
+            # the production forecast fell back to this very method on the same input slots: it is the
+            # reference already (the fallback chain and Forecaster(method=) run the same code on them)
+            reused = prov["method"]
+            fields[reused] = fc
         for m, f in refs.items():
+            if m == reused:
+                continue
             p = f.produce(inputs, init, as_of=as_of)
             fields[m] = np.asarray(p.forecast[variable].values, dtype=np.float32)
             if p.fallback:
@@ -255,21 +267,13 @@ class Verification:
             valid &= np.isfinite(f)
 
         thr = self.thresholds[variable]
-        ver = Verifier(np.asarray(lead_s, dtype="int64").astype("timedelta64[s]"), thr, cfg.fss_windows)
+        fthr = self.fss_thresholds[variable]
+        ver = Verifier(np.asarray(lead_s, dtype="int64").astype("timedelta64[s]"), thr, cfg.fss_windows, fthr)
         init64 = np.datetime64(to_epoch(init), "s")
         for m, f in fields.items():
             ver.add(init64, m, f, values, valid)
         records = records_from_state(ver.to_state())
-
-        strata: dict[str, dict] = {}
-        for r in self.regions:
-            rv = Verifier(np.asarray(lead_s, dtype="int64").astype("timedelta64[s]"), thr, [1], [thr[0]])
-            rvalid = r.crop(valid) & r.cropped_mask
-            for m, f in fields.items():
-                rv.add(init64, m, r.crop(f), r.crop(values), rvalid)
-            for m, rec in records_from_state(rv.to_state()).items():
-                strata.setdefault(m, {})[r.name] = {"n": rec.n.tolist(), "sse": rec.sse.tolist(),
-                                                    "hmf": rec.hmf.tolist()}
+        strata = {m: region_sums(f, values, valid, self.regions, thr) for m, f in fields.items()}
 
         # regimes: from the field at the init time (what was known), never from the outcome
         last = inputs.sel(time=t64) if t64 in inputs["time"].values else None
@@ -297,7 +301,31 @@ class Verification:
                 "lead_s": lead_s, "obs_revisions": revisions, "obs_snapshot": obs.attrs.get("snapshot"),
                 "inputs": {"as_of": iso(as_of), "snapshot": in_snapshot, "init_stats": stats},
                 "regimes": regimes, "skill": skill if m == MODEL else None,
-                "scores": _scores(rec, thr, cfg.fss_windows), "record": rec.pack(), "strata": strata.get(m, {}),
+                "scores": _scores(rec, thr, cfg.fss_windows, fthr), "record": rec.pack(), "strata": strata.get(m, {}),
                 "computed_at": utc(now),
             })
         return rows
+
+
+def region_sums(fcst: np.ndarray, obs: np.ndarray, valid: np.ndarray, regions, thresholds) -> dict[str, dict]:
+    """Per region: valid cells ``n``, squared errors ``sse`` (float64, summed as the Verifier sums them) and
+    hits / misses / false alarms per threshold (``value >= t``) per lead, on the region's cells: the per-init
+    record the bootstrap of a stratum resamples (a test checks them against a Verifier on the region)."""
+    out = {}
+    with np.errstate(invalid="ignore"):
+        v0 = valid & np.isfinite(fcst) & np.isfinite(obs)
+    for r in regions:
+        v = r.crop(v0) & r.cropped_mask
+        f, o = r.crop(fcst), r.crop(obs)
+        fz = np.where(v, f, 0).astype(np.float64)
+        oz = np.where(v, o, 0).astype(np.float64)
+        d = fz - oz
+        n = np.count_nonzero(v, axis=(1, 2)).astype(np.int64)
+        sse = np.einsum("lij,lij->l", d, d)
+        hmf = []
+        for t in thresholds:
+            fe, oe = (f >= t) & v, (o >= t) & v
+            h = np.count_nonzero(fe & oe, axis=(1, 2))
+            hmf.append(np.stack([h, np.count_nonzero(oe, axis=(1, 2)) - h, np.count_nonzero(fe, axis=(1, 2)) - h], -1))
+        out[r.name] = {"n": n.tolist(), "sse": sse.tolist(), "hmf": np.stack(hmf, axis=1).tolist()}
+    return out

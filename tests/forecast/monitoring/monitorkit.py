@@ -228,46 +228,15 @@ def scenario_catalog(n: int = 128):
 
 
 def scenario_features(cat, sc, start_s: float, *, seed: int = 0) -> list[dict]:
-    """The input features of every slot of a scenario (`forecast.monitoring.drift.slot_features`)."""
-    from forecast.monitoring.drift import slot_features
-    from forecast.monitoring.strata import region_masks
-    from forecast.synthetic.context import Context
-    from forecast.synthetic.scenarios import scenario_fields
+    from forecast.monitoring.offline import scenario_features as features
 
-    regions = region_masks(cat, cat.monitoring.regions)
-    mask = next((r.mask for r in regions if r.name == sc.region), None)
-    ctx = Context(cat, seed)
-    step = int(cat.time.step_seconds)
-    rows, prev = [], None
-    for i in range(int(round(sc.hours * 3600 / step))):
-        f = scenario_fields(ctx, sc, start_s, start_s + i * step, mask)["precipitation_rate"]
-        ok = np.ones(f.shape, bool)
-        rows.append(slot_features(f, ok, np.zeros_like(ok), precipitation=True, regions=regions, prev=prev))
-        prev = f
-    return rows
+    return features(cat, sc, start_s, seed=seed)
 
 
 def drift_alerts(db, cat, rows: list[dict], ref_slots: int, rules, *, start, every: int = 1) -> list[tuple]:
-    """Judge the drift windows after the reference slot by slot, as the monitor's passes do, through the alert
-    rules; returns (slot index, event, alert) of every fired / resolved alert."""
-    from forecast.monitoring.alerts import Evidence, apply_observations, evaluate_rules
-    from forecast.monitoring.config import monitoring_config
-    from forecast.monitoring.drift import reference_statistics, window_drift
+    from forecast.monitoring.offline import drift_events
 
-    cfg = monitoring_config(cat)
-    step = int(cat.time.step_seconds)
-    ref = reference_statistics(rows[:ref_slots], [str(i) for i in range(ref_slots)], period=["0", str(ref_slots)],
-                               source="test")
-    nominal = {"short": int(cfg.seconds("short_window") // step), "long": int(cfg.seconds("long_window") // step)}
-    cache: dict = {"short": {}, "long": {}}
-    events = []
-    for i in range(ref_slots + 1, len(rows) + 1, every):
-        ev = Evidence(dataset=cat.id, variable="precipitation_rate", now=start + timedelta(seconds=i * step))
-        for w, n in nominal.items():
-            ev.drift[w] = window_drift(rows[max(ref_slots, i - n):i], ref, n, cfg.drift, cache[w])
-        obs = evaluate_rules(rules, ev, db.firing(cat.id, "precipitation_rate"))
-        apply_observations(db, ev, obs, rules, lambda a, e, r, i=i: events.append((i, e, a)))
-    return events
+    return drift_events(db, cat, rows, ref_slots, rules, start=start, every=every)
 
 
 # -- a monitor database without stores (for the command line, the API and the console) ----------------------------

@@ -68,3 +68,21 @@ def test_a_record_is_one_init_and_its_format_is_checked():
         records_from_state(v.to_state())
     with pytest.raises(BadInputError, match="format"):
         InitRecord.unpack(b"nonsense")
+
+
+def test_region_sums_equal_a_verifier_on_the_region():
+    from forecast.catalog import parse_catalog
+    from forecast.monitoring.strata import region_masks
+    from forecast.monitoring.verification import region_sums
+    from testkit import small_doc
+
+    doc = small_doc("radar_precip", ny=NY, nx=NX)
+    doc["monitoring"] = {"regions": [{"name": "box", "cells": {"iy": [2, 11], "ix": [5, 17]}}]}
+    cat = parse_catalog(doc, "x")
+    (region,) = region_masks(cat, cat.monitoring.regions)
+    init, obs, valid, fields = next(_inits(1, seed=4))
+    got = region_sums(fields["model"], obs, valid, [region], [1.0, 10.0])["box"]
+    v = Verifier(LEADS, [1, 10], [1])
+    v.add(init, "m", region.crop(fields["model"]), region.crop(obs), region.crop(valid) & region.cropped_mask)
+    rec = records_from_state(v.to_state())["m"]
+    assert got["n"] == rec.n.tolist() and got["sse"] == rec.sse.tolist() and got["hmf"] == rec.hmf.tolist()

@@ -67,41 +67,11 @@ def test_steady_weather_raises_no_drift_alert(mdb):
 
 
 def _skill_series(n_inits: int, onset: int | None, *, n: int = 64, seed: int = 0) -> list[float]:
-    """Per-init skill against persistence (the detector's input, by the monitor's code: `Verifier` per
-    init, `per_init_skill`) of an extrapolation forecast that is degraded from init ``onset`` on (shifted by
-    9 cells, scaled by 1.8: the weights of a model perturbed)."""
-    import xarray as xr
+    """Per-init skill against persistence (the detector's input) of a forecast degraded from ``onset`` on."""
+    from forecast.monitoring.offline import skill_series
 
-    from forecast.evaluation import Verifier
-    from forecast.monitoring.detector import per_init_skill
-    from forecast.monitoring.records import records_from_state
-    from forecast.nowcast import get_method
-    from forecast.synthetic.context import Context
-    from forecast.synthetic.fields import natural_fields
-
-    cat = scenario_catalog(n)
-    ctx = Context(cat, seed)
-    t0 = START.timestamp() + 6 * 3600
-    k, leads = 3, 12
-    fields = np.stack([natural_fields(ctx, t0 + 300 * i)["precipitation_rate"] for i in range(n_inits + k + leads)])
-    out = []
-    for j in range(n_inits):
-        inp = fields[j:j + k]
-        times = np.array([np.datetime64(int(t0 + 300 * (j + q)), "s") for q in range(k)]).astype("datetime64[ns]")
-        da = xr.DataArray(inp, dims=("time", "y", "x"), coords={"time": times})
-        ext = np.asarray(get_method("extrapolation").predict(da, n_leads=leads, step=np.timedelta64(300, "s")).values)
-        ext = np.where(np.isfinite(ext), ext, inp[-1])
-        pers = np.repeat(inp[-1:], leads, axis=0)
-        model = ext if onset is None or j < onset else np.roll(ext, 9, axis=-1) * 1.8
-        obs = fields[j + k:j + k + leads]
-        valid = np.isfinite(obs)
-        v = Verifier(np.arange(1, leads + 1) * 300, [1.0, 10.0], [1])
-        init = np.datetime64(int(t0 + 300 * (j + k - 1)), "s")
-        v.add(init, "model", model, obs, valid)
-        v.add(init, "persistence", pers, obs, valid)
-        r = records_from_state(v.to_state())
-        out.append(per_init_skill(r["model"].sse, r["model"].n, r["persistence"].sse, r["persistence"].n, 12, 0.01))
-    return out
+    return skill_series(scenario_catalog(n), n_inits, start_s=START.timestamp() + 6 * 3600, degrade_from=onset,
+                        seed=seed)
 
 
 def test_a_degraded_model_is_found_by_the_change_detector_within_a_few_inits():
