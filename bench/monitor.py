@@ -24,19 +24,18 @@ is the first days of each scenario (as a model's training period would be).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.append(str(_HERE.parent))
 
-from bench.common import Table, median, scratch_dir  # noqa: E402
+from bench.common import Table, median, scratch_dir
 
-START = datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 
 

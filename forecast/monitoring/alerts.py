@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from forecast.catalog.monitoring import AlertRule, duration_s
 from forecast.monitoring.store import alert_key
@@ -232,7 +233,7 @@ def evaluate_rules(rules: list[AlertRule], ev: Evidence, firing) -> Observations
             continue
         try:
             got = _EVALUATORS[rule.kind](rule, ev, firing)
-        except Exception:  # noqa: BLE001 - one broken rule must not silence the others
+        except Exception:
             log.exception("alert rule %s failed on %s/%s", rule.name, ev.dataset, ev.variable)
             continue
         if got is not None:

@@ -41,7 +41,8 @@ window's length thus sets the bar: a short window tolerates more than a long one
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 

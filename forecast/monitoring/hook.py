@@ -109,12 +109,12 @@ class MonitorHook:
                     if not self._pending:
                         self._idle.set()
                         break
-                    ds = sorted(self._pending)[0]
+                    ds = min(self._pending)
                     self._pending.discard(ds)
                     svc = self._services[ds]
                 try:
                     self._pass(svc)
-                except Exception:  # noqa: BLE001 - logged; the next pass picks up from the database
+                except Exception:
                     log.exception("monitoring pass of %s failed", ds)
 
     def wait(self, timeout: float = 120.0) -> bool:
@@ -135,7 +135,7 @@ class MonitorHook:
             mon.notifier.drain(timeout)
             try:
                 mon.db.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
     def _register_metrics(self, svc) -> None:

@@ -10,7 +10,6 @@ after a restart (or after a database outage) picks up where the last one stopped
 from __future__ import annotations
 
 import logging
-import math
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -215,7 +214,7 @@ class Monitor:
         for d in due:
             try:
                 rows = self.verification.verify_init(variable, d.init, now, obs_snapshot=obs_snapshot)
-            except Exception as e:  # noqa: BLE001 - one unverifiable init must not stop the pass
+            except Exception as e:
                 from forecast.errors import BadInputError
 
                 if not isinstance(e, BadInputError):
@@ -266,7 +265,7 @@ class Monitor:
 
             with ModelRegistry(self.settings.db_url, self.settings.models_dir) as reg:
                 rec = reg.production(ds, variable)
-        except Exception as e:  # noqa: BLE001 - no registry: the configured or first period
+        except Exception as e:
             log.debug("registry unreadable for the drift reference: %s", e)
         if rec is not None and (rec.extra or {}).get("input_reference"):
             key = f"model {rec.version} record"
@@ -384,7 +383,7 @@ class Monitor:
             with WorkerState(self.settings.db_url) as st:
                 doc = st.summary(self.catalog.id, since=now - timedelta(seconds=duration_s(rule.window or "1h")))
             return int(doc["deadline_misses"])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.debug("deadline misses unreadable: %s", e)
             return None
 
@@ -397,7 +396,7 @@ class Monitor:
             with ReviewQueue(self.settings.db_url) as q:
                 items = [i for i in q.list(dataset=self.catalog.id, variable=variable)
                          if i.state in ("open", "pending")]
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.debug("review queue unreadable: %s", e)
             return None, None
         if not items:

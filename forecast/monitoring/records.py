@@ -16,7 +16,8 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

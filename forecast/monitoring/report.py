@@ -10,7 +10,7 @@ to its readers.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from forecast.errors import BadInputError
@@ -61,7 +61,7 @@ def _now(db: MonitorDB, dataset: str, variable: str, now: datetime | None) -> da
     snap = db.get_state(dataset, variable, "snapshot")
     if snap and snap.get("now"):
         return parse_time(snap["now"])
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def status_doc(settings, dataset: str | None = None, *, db: MonitorDB | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Iterable
 
 from sqlalchemy import delete, desc, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -58,7 +59,7 @@ def alert_key(rule: str, dataset: str, variable: str, subject: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass

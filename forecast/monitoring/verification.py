@@ -196,7 +196,7 @@ class Verification:
                 return read_inputs(self.store, self.catalog, variable, init, k, as_of=as_of, snapshot=snapshot)
             except BadInputError:
                 raise
-            except Exception as e:  # noqa: BLE001 - the snapshot was expired from the store: read as of then
+            except Exception as e:
                 log.warning("inputs of %s %s: snapshot %s unreadable (%s); reading as of %s from the head",
                             self.catalog.id, iso(init), snapshot, e, iso(as_of))
         return read_inputs(self.store, self.catalog, variable, init, k, as_of=as_of)

@@ -17,8 +17,8 @@ from forecast.monitoring.store import MonitorDB
 from forecast.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forecast" / "monitoring"))
-from monitorkit import fill_monitor_db  # noqa: E402
-from testkit import small_doc, write_catalog  # noqa: E402
+from monitorkit import fill_monitor_db
+from testkit import small_doc, write_catalog
 
 
 @pytest.fixture(scope="module")

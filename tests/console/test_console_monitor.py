@@ -12,7 +12,7 @@ from consolekit import csrf_of, make_client, sign_in
 from consoleworld import settings_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forecast" / "monitoring"))
-from monitorkit import fill_monitor_db  # noqa: E402
+from monitorkit import fill_monitor_db
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import timedelta, UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -68,7 +68,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server spelling
+            def do_POST(self):
                 outer.hits += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if outer.status < 300:
@@ -111,7 +111,7 @@ class Mailbox:
         outer = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's spelling
+            async def handle_DATA(self, server, session, envelope):
                 from email import message_from_bytes
                 from email.policy import default
 
@@ -246,7 +246,7 @@ def fill_monitor_db(db, cat, *, n_inits: int = 30, start=None, variable: str = "
                     revise: int | None = 3):
     """Verification rows of ``n_inits`` inits (model, persistence, extrapolation) made by the monitor's code
     from random fields, one init verified twice (``revise``), a snapshot, a firing and a resolved alert."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from forecast.evaluation import Verifier
     from forecast.monitoring.detector import per_init_skill
@@ -254,7 +254,7 @@ def fill_monitor_db(db, cat, *, n_inits: int = 30, start=None, variable: str = "
     from forecast.monitoring.records import _scores
 
     rng = np.random.default_rng(seed)
-    start = start or datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
+    start = start or datetime(2026, 7, 15, 12, tzinfo=UTC)
     ny, nx = cat.grid.shape
     leads = 12
     lead_s = [300 * (i + 1) for i in range(leads)]

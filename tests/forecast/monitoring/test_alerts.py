@@ -3,7 +3,7 @@ clear threshold so a value at the threshold does not flap), deduplication, and n
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from monitorkit import database
@@ -11,7 +11,7 @@ from monitorkit import database
 from forecast.catalog.monitoring import AlertRule
 from forecast.monitoring.alerts import Evidence, apply_observations, evaluate_rules
 
-T0 = datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 7, 15, 12, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ never waits for a receiver."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from types import SimpleNamespace
 
 import pytest
@@ -14,7 +14,7 @@ from monitorkit import Mailbox, Receiver, closed_port, database
 from forecast.catalog.monitoring import AlertRule
 from forecast.monitoring.delivery import Notifier
 
-T0 = datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 7, 15, 12, tzinfo=UTC)
 
 
 @pytest.fixture

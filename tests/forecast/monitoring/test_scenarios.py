@@ -6,16 +6,15 @@ within a few verified inits; steady weather raises nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
-import numpy as np
 import pytest
 from monitorkit import database, drift_alerts, scenario_catalog, scenario_features
 
 from forecast.catalog.monitoring import DEFAULT_RULES, AlertRule, DetectorConfig
 from forecast.synthetic.scenarios import scenario
 
-START = datetime(2026, 7, 15, 0, tzinfo=timezone.utc)
+START = datetime(2026, 7, 15, 0, tzinfo=UTC)
 STEP_H = 1 / 12
 DRIFT_RULES = [AlertRule(**r) for r in DEFAULT_RULES if r["kind"] == "input_drift"]
 

@@ -3,14 +3,14 @@ the newest current), one firing alert per key, acknowledgement with its audit, a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from monitorkit import database
 
 from forecast.monitoring.store import AlertConflict, UnknownAlertError
 
-T0 = datetime(2026, 7, 15, 12, tzinfo=timezone.utc)
+T0 = datetime(2026, 7, 15, 12, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
