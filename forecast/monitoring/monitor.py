@@ -83,9 +83,9 @@ def features_of_slots(store, catalog, variable: str, lo_s: int, hi_s: int, regio
 
 
 def reference_from_store(store, catalog, variable: str, start: datetime, end: datetime, regions, *,
-                         source: str) -> dict | None:
+                         source: str, snapshot: str | None = None) -> dict | None:
     """`reference_statistics` of the inputs over [start, end] read from the store (None: no data there)."""
-    feats = features_of_slots(store, catalog, variable, to_epoch(start), to_epoch(end), regions)
+    feats = features_of_slots(store, catalog, variable, to_epoch(start), to_epoch(end), regions, snapshot=snapshot)
     if not feats:
         return None
     return reference_statistics([f for _, _, f in feats], [iso(t) for t, _, _ in feats],
@@ -267,19 +267,26 @@ class Monitor:
                 rec = reg.production(ds, variable)
         except Exception as e:
             log.debug("registry unreadable for the drift reference: %s", e)
-        if rec is not None and (rec.extra or {}).get("input_reference"):
-            key = f"model {rec.version} record"
-            ref = rec.extra["input_reference"]
-            self._references[variable] = (key, ref)
-            return ref
+        if rec is not None:
+            cached = self._references.get(variable)
+            if cached and cached[0] == f"model {rec.version}":
+                return cached[1]
+            kept = self.db.get_state(ds, variable, f"reference:{rec.version}")  # kept at registration
+            if kept and kept.get("reference"):
+                self._references[variable] = (f"model {rec.version}", kept["reference"])
+                return kept["reference"]
         period, source = None, None
-        if rec is not None and ((rec.extra or {}).get("training") or {}).get("period"):
+        summary = ((rec.extra or {}).get("input_reference") or {}) if rec is not None else {}
+        if rec is not None and summary.get("period"):
+            period = [parse_time(p) for p in summary["period"]]
+            source = f"model {rec.version} training period (its record's input_reference; features from the store)"
+        elif rec is not None and ((rec.extra or {}).get("training") or {}).get("period"):
             period = [parse_time(p) for p in rec.extra["training"]["period"]]
             source = f"model {rec.version} training period (computed from the store)"
-        elif cfg.reference_period:
+        if period is None and cfg.reference_period:
             period = [parse_time(p) for p in cfg.reference_period]
             source = "monitoring.reference_period (computed from the store)"
-        else:
+        elif period is None:
             first = self._first_time()
             if first is None:
                 return None
@@ -424,6 +431,7 @@ class Monitor:
             if d is None:
                 return None
             return {"drifted": d.get("drifted", []), "n_slots": d.get("n_slots"), "note": d.get("note"),
+                    "reference": d.get("reference"),
                     "features": {f["feature"]: {"value": f.get("value"), "threshold": f.get("threshold"),
                                                 "ratio": f.get("ratio"), "statistic": f.get("statistic")}
                                  for f in d.get("features", [])}}

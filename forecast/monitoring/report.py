@@ -169,8 +169,10 @@ def drift_doc(settings, dataset: str, variable: str | None = None, *, db: Monito
     try:
         var = _variable(db, catalog, variable)
         snap = db.get_state(dataset, var, "snapshot") or {}
+        judged = next((d.get("reference") for d in (snap.get("drift") or {}).values() if d and d.get("reference")),
+                      None)
         ref = db.get_state(dataset, var, "reference") or {}
-        r = ref.get("reference") or {}
+        r = judged or ref.get("reference") or {}
         windows = {}
         for w, d in (snap.get("drift") or {}).items():
             if d is None:
@@ -181,8 +183,8 @@ def drift_doc(settings, dataset: str, variable: str | None = None, *, db: Monito
             windows[w] = {"drifted": d.get("drifted", []), "n_slots": d.get("n_slots"), "note": d.get("note"),
                           "features": feats}
         return {"dataset": dataset, "variable": var, "now": snap.get("now"), "windows": windows,
-                "reference": {"key": ref.get("key"), "period": r.get("period"), "source": r.get("source"),
-                              "n_slots": r.get("n_slots"), "summary": r.get("summary")} if ref else None}
+                "reference": {"period": r.get("period"), "source": r.get("source"), "n_slots": r.get("n_slots"),
+                              "summary": r.get("summary")} if r else None}
     finally:
         _close(own, db)
 

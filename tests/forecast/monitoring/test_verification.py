@@ -27,7 +27,7 @@ def run(tmp_path_factory):
     """Three hours of feed through monitored cycles (the hook inside the cycle), then the revised file of
     one slot, as the sample's manifest plants it."""
     tmp = tmp_path_factory.mktemp("verify")
-    world = monitored_world(tmp, hours=2.5, faults=("revised", "late"))
+    world = monitored_world(tmp, hours=2.5, faults=("revised", "late"), monitoring={"reference_hours": 1.0})
     st, cat, sample, manifest = world
     clock = FixedClock(START)
     hook = MonitorHook(st, background=False)
@@ -90,6 +90,22 @@ def test_a_revised_slot_adds_a_final_verification_and_the_monitor_uses_it(run):
     assert pre_doc["windows"]["long"]["n_inits"] == doc["windows"]["long"]["n_inits"]
 
 
+def test_features_drift_and_the_snapshot_come_from_the_store(run):
+    world, svc, db, *_ = run
+    st, cat, *_ = world
+    feats = db.features(cat.id, "precipitation_rate")
+    assert len(feats) >= 25 and {"wet_fraction", "intensity", "missing_share", "edge_contrast@west"} <= set(feats[-1][2])
+    snap = db.get_state(cat.id, "precipitation_rate", "snapshot")
+    short = snap["drift"]["short"]
+    assert short["reference"]["source"].startswith("the first 1 h of data")
+    assert short["features"] or short["note"]
+    assert snap["skill"]["short"]["n_inits"] > 0 and snap["detector"]["n"] > 0
+    from forecast.monitoring.report import drift_doc, status_doc
+
+    assert drift_doc(st, cat.id)["reference"]["n_slots"] == 12
+    assert status_doc(st)["datasets"][cat.id]["precipitation_rate"]["last_verified_init"]
+
+
 def test_the_window_skill_has_the_contract_keys(run):
     world, *_ = run
     st, cat, *_ = world
@@ -144,6 +160,20 @@ def equal_world(tmp_path_factory):
     clock.set(t1 + timedelta(hours=2))
     hook.monitor(svc).run(clock.now(), max_inits=500)
     return st, cat, doc["version"], t0, t1
+
+
+def test_the_model_record_keeps_the_training_periods_input_statistics(equal_world):
+    from forecast.registry import ModelRegistry
+
+    st, cat, version, *_ = equal_world
+    with ModelRegistry(st.db_url, st.models_dir) as reg:
+        ref = reg.get(version).extra["input_reference"]
+    assert ref["n_slots"] > 100 and {"wet_fraction", "intensity", "intensity_p90", "motion_speed", "missing_share",
+                                     "fail_share"} <= set(ref["summary"])
+    assert "slots" not in ref  # the per-slot features sit beside it, for the monitor
+    with MonitorDB(st.db_url) as db:
+        kept = db.get_state(cat.id, "precipitation_rate", f"reference:{version}")
+    assert len(kept["reference"]["slots"]) == ref["n_slots"]
 
 
 def test_scores_in_the_monitor_equal_the_hindcasts_over_the_same_inits(equal_world, tmp_path):
