@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/model.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/monitor.py
 
 bench-quick: install
 	$(BIN)/python bench/ingest.py --quick
@@ -52,6 +53,7 @@ bench-quick: install
 	$(BIN)/python bench/model.py --quick
 	$(BIN)/python bench/api.py --quick
 	$(BIN)/python bench/console.py --quick
+	$(BIN)/python bench/monitor.py --quick
 
 schema: install
 	$(BIN)/forecast catalog schema --out catalogs/schema.json
