@@ -211,19 +211,24 @@ def main() -> None:
         stg = c["cycle"]["staged"] or {}
         if stg.get("n_inits"):
             w = stg.get("window") or {}
-            moved = [x["moved"] for x in stg["inits"] if x.get("moved") is not None]
-            print(f"revised observation: {stg['n_inits']} init(s) verified again (final beside preliminary); RMSE at "
-                  f"+{stg['key_lead_minutes']} min moved by {min(moved):+.3f}..{max(moved):+.3f}; window skill "
-                  f"preliminary {w.get('preliminary_skill')}, final {w.get('final_skill')}\n", flush=True)
+            most = [(x["moved_most"]["rmse"], x["moved_most"]["lead_minutes"]) for x in stg["inits"]
+                    if x["moved_most"]["rmse"] is not None]
+            shown = ", ".join(f"{d:+.3f} at +{lm} min" for d, lm in most)
+            ws = [w.get("preliminary_skill"), w.get("final_skill")]
+            print(f"revised observation: {stg['n_inits']} init(s) verified again (final beside preliminary); the RMSE "
+                  f"moved most by {shown}; window skill at +{stg['key_lead_minutes']} min preliminary "
+                  + " -> final ".join("-" if v is None else f"{v:.4f}" for v in ws) + "\n", flush=True)
 
         rows = Table(["scenario", "grid", "monitored", "detection delay (cycles)", "resolved after end (cycles)",
                       "named", "false alarms / day"], title="scenarios (5-minute cycles)")
         m = 128 if q else 256
-        cal = drift_scenario("calibration_fault", m, ref_h=72, tmp=tmp, hours=112, onset_h=80, end_h=90)
+        cal = (drift_scenario("calibration_fault", m, ref_h=72, tmp=tmp, hours=112, onset_h=80, end_h=90) if q else
+               drift_scenario("calibration_fault", m, ref_h=72, tmp=tmp))
         f_short = [(i, a) for i, a in cal["fired"] if a.rule == "input_drift_short" and i > cal["onset"]]
         early = [x for x in cal["fired"] if x[0] <= cal["onset"]]
         res = [i for i, a in cal["resolved"] if a.rule == "input_drift_short" and i > cal["end"]]
-        rows.add(["radar calibration fault (30 % low, 10 h)", f"{m}²", f"{cal['monitored_days']:.1f} d",
+        rows.add([f"radar calibration fault (30 % low, {cal['scenario'].end_h - cal['scenario'].onset_h:g} h)", f"{m}²",
+                  f"{cal['monitored_days']:.1f} d",
                   (f_short[0][0] - cal["onset"]) if f_short else "not found",
                   (res[0] - cal["end"]) if res else "not resolved",
                   ", ".join(f_short[0][1].details["features"]) if f_short else "-",

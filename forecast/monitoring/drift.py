@@ -111,7 +111,7 @@ def motion_speed(prev: np.ndarray, cur: np.ndarray, km_per_px: float, step_h: fl
 #: a slot's edge contrast needs wet pairs along at least this share of the region's boundary (and at least
 #: MIN_EDGE_PAIRS): a rain area across the line says something of the calibration, a convective cell crossing
 #: it (a handful of pairs with jumps of a factor 3) or the flank of an area lying along it does not
-MIN_EDGE_SHARE = 0.25
+MIN_EDGE_SHARE = 0.1
 MIN_EDGE_PAIRS = 24
 
 

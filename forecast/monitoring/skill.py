@@ -148,8 +148,13 @@ def staged_report(db, catalog, variable: str, cfg, *, start: datetime, end: date
                     "skill": 1 - rm / rp if rm is not None and rp else None, "per_init_skill": m["skill"]}
 
         pre, fin = at_key(versions[0]), at_key(versions[newest])
+        # where the verdict moved most: the lead of the revised slot
+        a, b = versions[0][MODEL]["scores"]["rmse"], versions[newest][MODEL]["scores"]["rmse"]
+        deltas = [(y - x, s // 60) for x, y, s in zip(a, b, versions[0][MODEL]["lead_s"]) if x is not None and y is not None]
+        big = max(deltas, key=lambda d: abs(d[0]), default=(None, None))
         out["inits"].append({"init_time": iso(t), "preliminary": pre, "final": fin,
-                             "moved": None if pre["rmse"] is None or fin["rmse"] is None else fin["rmse"] - pre["rmse"]})
+                             "moved": None if pre["rmse"] is None or fin["rmse"] is None else fin["rmse"] - pre["rmse"],
+                             "moved_most": {"rmse": big[0], "lead_minutes": big[1]}})
     if staged:
         a = window_skill(db, catalog, variable, cfg, start=start, end=end, stage="preliminary", n_boot=50)
         b = window_skill(db, catalog, variable, cfg, start=start, end=end, stage="current", n_boot=50)

@@ -58,15 +58,18 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "steady": Scenario("steady", hours=24.0, description="24 hours of natural weather; nothing goes wrong",
+    "steady": Scenario("steady", hours=168.0, description="a week of natural weather (three days of reference, four "
+                       "monitored); nothing goes wrong",
                        expect={"alerts": "none"}),
     "calibration_fault": Scenario(
-        "calibration_fault", hours=24.0, onset_h=14.0, end_h=20.0, region="radar_se", factor=0.7,
-        description="from hour 14 to 20 one radar's area (radar_se) reads 30 % low",
+        "calibration_fault", hours=150.0, onset_h=110.0, end_h=122.0, region="radar_se", factor=0.7,
+        description="after three days (the reference) and more, from hour 110 to 122 one radar's area (radar_se) "
+                    "reads 30 % low (seed 0 rains on its edge then)",
         expect={"input_drift_short": "fires after the onset, names a feature of radar_se, resolves after the end"}),
     "regime_change": Scenario(
-        "regime_change", hours=96.0, onset_h=24.0, ramp_h=48.0, speedup=1.6, intensify=1.6,
-        description="over two days from hour 24 the weather turns more convective and moves 60 % faster",
+        "regime_change", hours=216.0, onset_h=144.0, ramp_h=48.0, speedup=1.6, intensify=1.6,
+        description="after six days (the reference), over two days the weather turns more convective and moves "
+                    "60 % faster",
         expect={"input_drift_long": "fires during the ramp", "input_drift_short": "stays quiet"}),
     "degraded_model": Scenario(
         "degraded_model", hours=24.0, onset_h=14.0, factor=0.5,
