@@ -67,3 +67,21 @@ def test_rule_scope_and_defaults():
     r = AlertRule(name="x", kind="input_drift", datasets=["radar_precip"], features=["edge_contrast@*"])
     assert r.applies("radar_precip", "precipitation_rate") and not r.applies("surface_obs", "t2m")
     assert MonitoringConfig().seconds("long_window") == 30 * 86400
+
+
+def test_catalog_validate_checks_the_alert_rules_too(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    write_catalog(tmp_path, small_doc("radar_precip"))
+    (tmp_path / "alerts.yaml").write_text(yaml.safe_dump({"rules": [{"name": "x", "kind": "skill_change",
+                                                                       "lead_minutes": 30}]}))
+    res = CliRunner().invoke(app, ["catalog", "validate", str(tmp_path), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 2 and any("does not take lead_minutes" in p for p in doc["problems"])
+    res = CliRunner().invoke(app, ["catalog", "validate", str(ROOT / "catalogs"), "--json"])
+    assert res.exit_code == 0 and any(r.get("id") == "alert rules" for r in json.loads(res.stdout)["catalogs"])
