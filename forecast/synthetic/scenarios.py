@@ -186,8 +186,9 @@ def truth_of(sc: Scenario, start: datetime) -> dict:
 def write_scenario(catalog: Catalog, sc: Scenario, *, start: datetime, out: Path, seed: int = 0,
                    complevel: int = 1) -> dict:
     """Write the scenario's feed: one CF NetCDF file per slot in ``out`` (and, for ``revised_observation``,
-    the corrected file in ``out/revised/``), and ``scenario.json`` (the scenario, its truth and the files).
-    Returns that document."""
+    the corrected file in ``out/revised/``), ``scenario.json`` (the scenario, its truth and the files) and a
+    ``manifest.json`` in the sample generator's format, so that `forecast replay` feeds it to a live worker.
+    Returns the scenario document."""
     from forecast.synthetic.writer import Writer, _encode, file_name
 
     start = utc(start)
@@ -234,4 +235,11 @@ def write_scenario(catalog: Catalog, sc: Scenario, *, start: datetime, out: Path
     doc = {"scenario": sc.to_json(), "truth": truth_of(sc, start), "dataset": catalog.id, "seed": int(seed),
            "step_s": step, "files": files, "revised": revised}
     (out / "scenario.json").write_text(json.dumps(doc, indent=1) + "\n")
+    # the feed order `forecast replay` reads (the sample generator's manifest format, its slots and files)
+    rev_names = {r["slot"]: r["file"] for r in revised}
+    slots = [{"time": iso(start_s + i * step), "status": "revised" if iso(start_s + i * step) in rev_names else "ok",
+              "files": [name] + ([rev_names[iso(start_s + i * step)]] if iso(start_s + i * step) in rev_names else [])}
+             for i, name in enumerate(files)]
+    (out / "manifest.json").write_text(json.dumps({"dataset": catalog.id, "generator": "forecast.synthetic.scenarios",
+                                                   "scenario": sc.name, "slots": slots, "faults": []}, indent=1) + "\n")
     return doc
