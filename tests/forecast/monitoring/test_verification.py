@@ -207,3 +207,17 @@ def test_scores_in_the_monitor_equal_the_hindcasts_over_the_same_inits(equal_wor
             np.testing.assert_allclose(np.array(mon["bootstrap"]["model"][r]["rmse"][key], float),
                                        np.array(ref["bootstrap"]["model"][r]["rmse"][key], float), atol=1e-9)
     assert iso(t0) == ref["methods"]["model"]["first_init"]
+
+
+def test_the_background_hook_returns_at_once_and_passes_in_its_thread(run):
+    world, svc, db, *_ = run
+    hook = MonitorHook(world[0], background=True)
+    try:
+        doc = hook(svc, {"dataset": svc.catalog.id})
+        assert doc["monitor"]["mode"] == "background"
+        assert hook.wait(120) and hook.errors == {}
+        assert hook.last[svc.catalog.id]["variables"]["precipitation_rate"]["verified"]["new"] == 0  # all done
+        doc = hook(svc, {"dataset": svc.catalog.id})
+        assert doc["monitor"]["last_pass"]["variables"]
+    finally:
+        hook.close()
