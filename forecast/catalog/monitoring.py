@@ -124,7 +124,7 @@ class DetectorConfig(_Strict):
     raise an alarm alone."""
 
     method: Literal["cusum", "page_hinkley"] = "cusum"
-    k: float = Field(0.5, ge=0)
+    k: float = Field(1.0, ge=0)
     h: float = Field(10.0, gt=0)
     warmup: int = Field(72, ge=2)
     memory: int = Field(576, ge=2)

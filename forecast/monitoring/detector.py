@@ -2,18 +2,19 @@
 
 Per verified init the monitor computes ``x = ln((MSE_persistence + floor) / (MSE_model + floor))`` over the
 leads up to the longest key lead (`per_init_skill`): 0 when the model and persistence are equally good,
-positive when the model is better, symmetric in the two, and near 0 in dry cases (``floor``). Skill per
+positive when the model is better, symmetric in the two; a dry init (both below ``floor``) is skipped. Skill per
 init is noisy (it depends on the weather), so the detector standardises it against its own recent past:
 
 - **baseline**: an exponentially weighted mean and variance of ``x`` (e-folding length ``memory`` inits),
   built from the first ``warmup`` inits before any judgement, and updated only while nothing is suspected
   (the statistic below half the threshold), so that a drop is not absorbed into the baseline;
 - ``z = (x - mean) / sd``, clipped to +-``clip`` (one outlier cannot raise an alarm by itself);
-- **CUSUM** (Page 1954), one-sided for a decrease: ``S = max(0, S - z - k)``; alarm while ``S > h``. With
-  ``k = 0.5``, ``h = 10`` and a baseline estimated from ``warmup = 72`` inits, simulated iid normal skill
-  gave no false alarm in 60 000 inits (~200 days of 5-min inits) and found a drop of 3 sd within 6 inits
-  (the parameters k = 0.5, h = 8 with a 36-init warmup gave 0.7 false alarms per 3000 inits: an estimated
-  baseline costs run length); or
+- **CUSUM** (Page 1954), one-sided for a decrease: ``S = max(0, S - z - k)``; alarm while ``S > h``. The
+  defaults ``k = 1``, ``h = 10`` and a baseline from ``warmup = 72`` inits aim at drops of 2 sd and more:
+  on two simulated days of steady weather (bench/monitor.py) k = 0.5 raised two false alarms (a dry spell
+  and a run of inits where persistence was hard to beat), k = 1 none, while a degraded model was still
+  found 6 inits after its first forecast; on iid normal skill k = 0.5, h = 10 gave no false alarm in 60 000
+  inits and found a drop of 3 sd within 6 inits; or
 - **Page-Hinkley**: ``m = sum (-z - k)``, ``M = min m``; alarm while ``m - M > h`` (the same parameters).
 
 ``S`` is capped at ``2 h`` so that a recovered model clears the alarm within a bounded number of inits.
@@ -37,12 +38,14 @@ def new_state() -> dict[str, Any]:
 def per_init_skill(sse_model: np.ndarray, n_model: np.ndarray, sse_ref: np.ndarray, n_ref: np.ndarray,
                    n_leads: int, floor: float) -> float | None:
     """``ln((MSE_ref + floor) / (MSE_model + floor))`` pooled over the first ``n_leads`` leads (None when
-    nothing was verified)."""
+    nothing was verified, or when both mean square errors are below ``floor``: a dry init)."""
     nm, nr = float(np.sum(n_model[:n_leads])), float(np.sum(n_ref[:n_leads]))
     if nm <= 0 or nr <= 0:
         return None
     mse_m = float(np.sum(sse_model[:n_leads])) / nm
     mse_r = float(np.sum(sse_ref[:n_leads])) / nr
+    if max(mse_m, mse_r) < floor:  # nothing to forecast (dry): says nothing of the model's skill
+        return None
     return math.log((mse_r + floor) / (mse_m + floor))
 
 
