@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/console.py
 	$(BIN)/python bench/worker.py
+	$(BIN)/python bench/monitor.py
 
 bench-quick: install
 	$(BIN)/python bench/ingest.py --quick
@@ -52,6 +53,7 @@ bench-quick: install
 	$(BIN)/python bench/api.py --quick
 	$(BIN)/python bench/console.py --quick
 	$(BIN)/python bench/worker.py --quick
+	$(BIN)/python bench/monitor.py --quick
 
 schema: install
 	$(BIN)/forecast catalog schema --out catalogs/schema.json

@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
-from api import admin, ops, review
+from api import admin, monitoring, ops, review
 from api.edr import collections, queries
 from api.console import console_router
 from api.metrics import Metrics, RequestMiddleware
@@ -21,13 +21,14 @@ from api.services import Services
 from forecast import __version__
 from forecast.settings import Settings
 
-ROUTES = [*collections.ROUTES, *queries.ROUTES, *review.ROUTES, *admin.ROUTES, *ops.ROUTES]
+ROUTES = [*collections.ROUTES, *queries.ROUTES, *review.ROUTES, *admin.ROUTES, *ops.ROUTES, *monitoring.ROUTES]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     services = Services(settings)
     metrics = Metrics(services)
+    monitoring.register_metrics(metrics, settings)
 
     def _middleware(app):
         return RequestMiddleware(app, metrics)

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Serve the worker's Prometheus metrics on this port (default: off; the "
         "API's /metrics reports the cycle log either way).")
+    # -- monitoring and alerts (forecast/monitoring/) --
+    alert_webhook: str | None = Field(None, description="URL that receives alerts as an HTTP POST of JSON.")
+    smtp_url: str | None = Field(None, description="SMTP server for alert emails: smtp://[user:password@]host[:port]"
+                                 "[?starttls=true] or smtps://...")
+    alert_email_to: list[str] = Field(default_factory=list, description="Recipients of alert emails (JSON list).")
+    alert_email_from: str | None = Field(None, description="Sender of alert emails (default forecast-monitor@host).")
+    alert_delivery_attempts: int = Field(4, ge=1, le=20, description="Tries per alert and channel.")
+    alert_delivery_backoff_s: float = Field(1.0, ge=0, description="Wait before the 2nd try; doubles each try.")
+    alert_delivery_timeout_s: float = Field(5.0, gt=0, description="Seconds one delivery try may take.")
+    monitor_background: bool = Field(True, description="The worker verifies and monitors in a background thread "
+                                     "(off the cycle's critical path); false: within the cycle.")
     # -- API settings (api/) --
     api_read_requires_token: bool = Field(
         False, description="Forecast, observation and model reads need a token with role reader (or above)."

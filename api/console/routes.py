@@ -339,11 +339,43 @@ async def quality(request: Request) -> Response:
     return render(request, "quality.html", ctx, user=u, active="quality")
 
 
+async def _monitor_page(request: Request, u: ConsoleUser, *, dataset: str | None = None, variable: str | None = None,
+                        status: int = 200, error: dict | None = None, flash: str | None = None) -> Response:
+    ctx = await in_thread(views.monitor_view, console(request).data, dataset=dataset, variable=variable, user=u)
+    ctx.update(error=error, flash=flash)
+    return render(request, "monitor.html", ctx, user=u, active="monitor", status=status)
+
+
 @get("/monitor")
-async def monitor(request: Request) -> Response:
+async def monitor(request: Request, dataset: str | None = None, variable: str | None = None,
+                  acked: int | None = None) -> Response:
     u = need(request)
-    ctx = await in_thread(views.monitor_view, console(request).data)
-    return render(request, "monitor.html", ctx, user=u, active="monitor")
+    flash = f"Alert {acked} is acknowledged; your name and comment are in its history." if acked else None
+    return await _monitor_page(request, u, dataset=dataset or None, variable=variable or None, flash=flash)
+
+
+@post("/monitor/alerts/{alert_id:int}/ack")
+async def monitor_ack(request: Request, alert_id: int) -> Response:
+    """Acknowledge a firing alert (operator): the same as `forecast monitor ack ID --by NAME --comment TEXT`."""
+    from forecast.monitoring.store import AlertConflict, UnknownAlertError
+
+    u, form = await need_post(request, "operator")
+    comment = form.get("comment", "")
+    if not comment.strip():
+        return await _monitor_page(request, u, status=422, error={
+            "title": "Not acknowledged", "text": "an acknowledgement needs a comment saying what is being done"})
+    if len(comment) > views.COMMENT_MAX:
+        return await _monitor_page(request, u, status=422, error={
+            "title": "Not acknowledged", "text": f"the comment is {len(comment)} characters; at most {views.COMMENT_MAX}"})
+    db = views._monitor_db(console(request).data)
+    try:
+        await in_thread(db.acknowledge, alert_id, by=u.name, comment=comment)
+    except UnknownAlertError as e:
+        return await _monitor_page(request, u, status=404, error={"title": "No such alert", "text": str(e)})
+    except AlertConflict as e:
+        return await _monitor_page(request, u, status=409, error={"title": "Already acknowledged", "text": str(e)})
+    log.info("console: %s acknowledged alert %s", u.name, alert_id)
+    return _see_other(f"/console/monitor?acked={alert_id}")
 
 
 # -- models --------------------------------------------------------------------------------------------------
@@ -533,7 +565,8 @@ def on_internal(request: Request, exc: Exception) -> Response:
 
 
 HANDLERS = [home, login_form, login, logout, review_queue, review_item, review_next, review_frame, review_overview,
-            review_decide, forecasts, forecast_frame, forecast_series, quality, monitor, models, model, model_promote,
+            review_decide, forecasts, forecast_frame, forecast_series, quality, monitor, monitor_ack, models, model,
+            model_promote,
             model_report, users, users_add, users_revoke, static]
 
 class ServerTiming:

@@ -335,12 +335,131 @@ def quality_view(data: ConsoleData, *, now: datetime | None = None) -> dict:
 
 # -- monitor ---------------------------------------------------------------------------------------------------
 
-def monitor_view(data: ConsoleData) -> dict:
-    """The monitor page's data. The monitoring subsystem (continuous verification, skill windows, drift, strata,
-    alerts) does not exist yet: the page says so. When it lands, read it here (skill by lead, skill over time,
-    the performance diagram's POD / success ratio / CSI / bias, drift per feature, the worst strata, firing
-    alerts) and set ``available``; the template draws what this returns."""
-    return {"available": False}
+def _monitor_db(data: ConsoleData):
+    """The monitor's tables, opened once per console (the service database)."""
+    db = getattr(data, "_monitor_db", None)
+    if db is None:
+        from forecast.monitoring.store import MonitorDB
+
+        db = MonitorDB(data.settings.db_url)
+        data._monitor_db = db
+    return db
+
+
+#: the performance diagram's size and margins (SVG units)
+PD_W, PD_H, PD_L, PD_B = 340, 320, 44, 36
+
+
+def _pd_xy(sr: float, pod: float) -> tuple[float, float]:
+    return PD_L + sr * (PD_W - PD_L - 10), PD_H - PD_B - pod * (PD_H - PD_B - 10)
+
+
+def performance_diagram(points: list[dict]) -> dict:
+    """The performance diagram (Roebber 2009): success ratio 1 - FAR across, POD up, CSI as curves, frequency
+    bias as lines through the origin; one point per method and threshold at a key lead."""
+    csi = []
+    for c in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        pts = []
+        for k in range(1, 101):
+            sr = k / 100
+            den = 1 / c + 1 - 1 / sr
+            if den <= 0:
+                continue
+            pod = 1 / den
+            if 0 <= pod <= 1:
+                pts.append(_pd_xy(sr, pod))
+        if len(pts) > 1:
+            x, y = pts[-1]
+            csi.append({"d": "M" + " L".join(f"{a:.1f},{b:.1f}" for a, b in pts), "label": f"{c:.1f}",
+                        "lx": x - 20, "ly": y + 12})
+    bias = []
+    for b in (0.5, 1.0, 2.0):
+        sr_end = min(1.0, 1.0 / b)
+        x0, y0 = _pd_xy(0, 0)
+        x1, y1 = _pd_xy(sr_end, min(1.0, b * sr_end))
+        bias.append({"d": f"M{x0:.1f},{y0:.1f} L{x1:.1f},{y1:.1f}", "label": f"bias {b:g}", "lx": x1 - 34, "ly": y1 + 14})
+    colours = {"model": "#0550ae", "persistence": "#b04a00", "extrapolation": "#1a7f37"}
+    marks = []
+    for p in points:
+        if p.get("pod") is None or p.get("far") is None:
+            continue
+        x, y = _pd_xy(1 - p["far"], p["pod"])
+        marks.append({**p, "x": round(x, 1), "y": round(y, 1), "colour": colours.get(p["method"], "#57606a")})
+    ticks = [{"v": f"{t:.1f}", "x": _pd_xy(t, 0)[0], "y": _pd_xy(0, t)[1]} for t in (0, 0.2, 0.4, 0.6, 0.8, 1.0)]
+    return {"w": PD_W, "h": PD_H, "l": PD_L, "b": PD_B, "csi": csi, "bias": bias, "marks": marks, "ticks": ticks,
+            "colours": colours}
+
+
+def monitor_view(data: ConsoleData, *, dataset: str | None = None, variable: str | None = None,
+                 user=None) -> dict:
+    """The monitor page: skill by lead on the short and long windows against persistence (and extrapolation),
+    the per-init skill over time, the performance diagram at the key leads, drift per feature, strata (the
+    worst first) and the alerts (firing ones can be acknowledged by operators). Everything comes from
+    `forecast.monitoring.report` (the CLI's and the API's code path); ``available`` is False until the
+    worker's monitor has verified something."""
+    from forecast.monitoring import report
+
+    db = _monitor_db(data)
+    pairs = db.variables()
+    firing = [a.to_json() for a in db.alerts(state="firing", events=True)]
+    recent = [a.to_json() for a in db.alerts(state="resolved", limit=10)]
+    base = {"available": bool(pairs), "pairs": [{"dataset": d, "variable": v} for d, v in pairs],
+            "firing": firing, "resolved": recent, "can_ack": bool(user is not None and user.can("operator"))}
+    if not pairs:
+        return base
+    cats = data.catalogs()
+    pairs = [(d, v) for d, v in pairs if d in cats] or pairs
+    if dataset not in {d for d, _ in pairs}:
+        dataset, variable = pairs[0]
+    elif (dataset, variable) not in set(pairs):
+        variable = next(v for d, v in pairs if d == dataset)
+    settings = data.settings
+    skill = report.skill_doc(settings, dataset, variable, db=db, n_boot=200)
+    drift = report.drift_doc(settings, dataset, variable, db=db)
+    strata = report.strata_doc(settings, dataset, variable, db=db)
+    rows, key_points = [], []
+    short, long_ = skill["windows"].get("short") or {}, skill["windows"].get("long") or {}
+    by_lead = {x["lead_minutes"]: x for x in long_.get("leads", [])}
+    for x in short.get("leads", []):
+        lg = by_lead.get(x["lead_minutes"])
+        rows.append({"lead": x["lead_minutes"], "key": x["key"],
+                     "short": {"model": x["model"]["rmse"], "persistence": x["persistence"]["rmse"],
+                               "extrapolation": (x.get("extrapolation") or {}).get("rmse"),
+                               **{k: x["skill"]["persistence"][k] for k in ("rmse_skill", "skill_lower", "skill_upper",
+                                                                           "better", "worse")}},
+                     "long": None if lg is None else {
+                         "model": lg["model"]["rmse"], "persistence": lg["persistence"]["rmse"],
+                         **{k: lg["skill"]["persistence"][k] for k in ("rmse_skill", "skill_lower", "skill_upper",
+                                                                      "better", "worse")}}})
+    window_for_pd = long_ if long_.get("n_inits") else short
+    for x in window_for_pd.get("leads", []):
+        if not x["key"]:
+            continue
+        for m in skill["windows"]["short"]["methods"] if short else ("model", "persistence"):
+            if m not in x:
+                continue
+            for thr, pod in x[m]["pod"].items():
+                key_points.append({"method": m, "lead": x["lead_minutes"], "threshold": thr, "pod": pod,
+                                   "far": x[m]["far"][thr], "csi": x[m]["csi"][thr],
+                                   "bias": x[m]["frequency_bias"][thr]})
+    strata_rows = sorted(strata.get("strata", []), key=lambda s: (s.get("skill") is None, s.get("skill") or 0))
+    series = skill.get("series") or {}
+    page_data = {
+        "lead_chart": {"leads": [r["lead"] for r in rows],
+                       "short": [r["short"]["rmse_skill"] for r in rows],
+                       "long": [r["long"]["rmse_skill"] if r["long"] else None for r in rows]},
+        "series": {"times": [to_epoch(datetime.fromisoformat(t.replace("Z", "+00:00"))) for t in series.get(
+            "init_time", [])], "skill": series.get("skill", []), "rmse_model": series.get("rmse_model", []),
+            "rmse_persistence": series.get("rmse_persistence", []), "lead_minutes": series.get("lead_minutes")},
+    }
+    units = ""
+    cat = cats.get(dataset)
+    if cat is not None and variable in cat.variables:
+        units = cat.variables[variable].units
+    return {**base, "dataset": dataset, "variable": variable, "units": units, "skill": skill, "rows": rows,
+            "short": short, "long": long_, "drift": drift, "strata": strata, "strata_rows": strata_rows,
+            "pd": performance_diagram(key_points), "pd_points": key_points, "detector": skill.get("detector"),
+            "staged": skill.get("staged"), "page_data": page_data}
 
 
 # -- models --------------------------------------------------------------------------------------------------

@@ -43,9 +43,13 @@ def load_catalog(path: str | Path) -> Catalog:
     return cat.model_copy(update={"path": path})
 
 
+#: files of the catalogs folder that are not dataset catalogs (the alert rules of every dataset)
+NOT_CATALOGS = ("alerts.yaml",)
+
+
 def catalog_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
-    return sorted(p for p in folder.glob("*.yaml") if p.is_file())
+    return sorted(p for p in folder.glob("*.yaml") if p.is_file() and p.name not in NOT_CATALOGS)
 
 
 def load_catalogs(folder: str | Path) -> dict[str, Catalog]:

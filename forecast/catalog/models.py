@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from forecast.catalog.monitoring import AlertRule, MonitoringConfig
 from qc.config import QCConfig
 
 _STEP_RE = re.compile(r"^\s*(\d+)\s*(s|min|h|d|month)\s*$")
@@ -396,6 +397,12 @@ class Catalog(Strict):
     variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], Variable] = Field(min_length=1)
     qc: QCConfig | None = Field(None, description="QC stages per variable and cross-variable rules.")
     feed: Feed = Field(default_factory=Feed, description="How files arrive and how the worker's cycle runs.")
+    monitoring: MonitoringConfig | None = Field(
+        None, description="Continuous verification, skill and drift monitoring: windows, detector, regions, "
+        "regimes (default: the defaults of `forecast.catalog.monitoring.MonitoringConfig`).")
+    alerts: list[AlertRule] | None = Field(
+        None, description="Alert rules of this dataset alone (beside catalogs/alerts.yaml; a rule of the same "
+        "name replaces the file's).")
     path: Path | None = Field(None, exclude=True, description="File the catalog was read from (set on load).")
 
     @model_validator(mode="after")
@@ -430,8 +437,10 @@ class Catalog(Strict):
 
     @cached_property
     def hash(self) -> str:
-        """sha256 of the catalog's canonical JSON: changes when any setting changes, not with comments."""
-        doc = self.model_dump(mode="json", exclude={"path"})
+        """sha256 of the catalog's canonical JSON: changes when any setting of the data changes, not with
+        comments nor with the monitoring and alert settings (they describe how the service is watched, not
+        the data; forecasts and models keep their catalog hash when an alert threshold changes)."""
+        doc = self.model_dump(mode="json", exclude={"path", "monitoring", "alerts"})
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 

@@ -21,6 +21,7 @@ from forecast.cli import (
     ingest,
     model,
     models,
+    monitor,
     qc,
     sample,
     store,
@@ -44,6 +45,7 @@ app.add_typer(db.db_app, name="db")
 app.command("worker")(worker.worker)
 app.command("cycle")(worker.cycle)
 app.command("replay")(worker.replay_cmd)
+app.add_typer(monitor.monitor_app, name="monitor")
 app.command("demo")(demo.demo)
 
 

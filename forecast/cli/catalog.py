@@ -29,9 +29,12 @@ def catalog_validate(
     def body():
         st = load_settings()
         targets: list[Path] = []
+        rule_files: list[Path] = []  # the alert rules (forecast.monitoring) are validated too
         for p in paths or [st.catalogs]:
-            targets.extend(catalog_files(p) if p.is_dir() else [p])
-        if not targets:
+            targets.extend(catalog_files(p) if p.is_dir() else ([] if p.name == "alerts.yaml" else [p]))
+            rule_files.extend([p / "alerts.yaml"] if p.is_dir() and (p / "alerts.yaml").is_file()
+                              else [p] if p.name == "alerts.yaml" else [])
+        if not targets and not rule_files:
             raise BadInputError(f"no catalog files (*.yaml) found in {', '.join(map(str, paths or [st.catalogs]))}")
         results, problems = [], []
         for t in targets:
@@ -41,9 +44,21 @@ def catalog_validate(
             except CatalogError as e:
                 results.append({"file": str(t), "valid": False, "problems": e.problems})
                 problems.extend(e.problems)
+        for t in rule_files:
+            from forecast.monitoring.config import load_alert_rules
+
+            try:
+                rules = load_alert_rules(t)
+                results.append({"file": str(t), "id": "alert rules", "valid": True, "rules": len(rules.rules),
+                                "problems": []})
+            except CatalogError as e:
+                results.append({"file": str(t), "valid": False, "problems": e.problems})
+                problems.extend(e.problems)
         if not as_json:
             for r in results:
-                if r["valid"]:
+                if r["valid"] and "rules" in r:
+                    out.print(f"[green]ok[/]    {r['file']}  ({r['rules']} alert rules)", highlight=False)
+                elif r["valid"]:
                     out.print(f"[green]ok[/]    {r['file']}  ({r['id']}, hash {r['hash'][:12]})", highlight=False)
                 else:
                     out.print(f"[red]FAIL[/]  {r['file']}", highlight=False)

@@ -49,6 +49,7 @@ def worker(
         return _status(names[1:], as_json)
 
     def body():
+        from forecast.monitoring import monitor_hook
         from forecast.worker.service import Worker
 
         st = load_settings()
@@ -70,8 +71,12 @@ def worker(
                 err.print(f"{report['dataset']} {s['variable']} init {s['init_time']} skipped: {s['reason']}",
                           highlight=False, markup=False)
 
-        w = Worker(st, ds, on_cycle=None if as_json else show)
-        code = w.run()
+        hook = monitor_hook(st)  # verification and monitoring after each cycle, in the background
+        w = Worker(st, ds, on_cycle=None if as_json else show, hooks=[hook])
+        try:
+            code = w.run()
+        finally:
+            hook.close(10.0)
         return {"worker": w.id, "cycles": w.cycles, "datasets": ds}, code
 
     run_command(as_json, body)
@@ -111,16 +116,19 @@ def cycle(
     operation and tests; reports init_time, method, fallback, stages and inputs."""
 
     def body():
+        from forecast.monitoring import monitor_hook
         from forecast.worker.cycle import open_service, run_cycle
         from forecast.worker.runner import ModelProcess
 
         st = load_settings()
         runner = ModelProcess()
-        svc = open_service(st, dataset, runner=runner)
+        hook = monitor_hook(st, background=False)  # one cycle: its verification done before it exits
+        svc = open_service(st, dataset, runner=runner, hooks=[hook])
         try:
             report = run_cycle(svc, init=time_option(init, "--init"))
         finally:
             runner.close()
+            hook.close()
             svc.db.close()
         if not as_json:
             ing = report["ingest"]

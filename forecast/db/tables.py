@@ -30,6 +30,13 @@ revoked).
 The worker (`forecast.worker`): ``worker_cycles`` (append-only: every init done, skipped or failed,
 with its stages and inputs) and ``worker_leases`` (the writer lease of each store).
 
+Monitoring (`forecast.monitoring`): ``monitor_verifications`` (every verification of a forecast and its
+references per init and method, with the observation revisions it used; a revised observation adds a
+``final`` version beside the ``preliminary`` one), ``monitor_features`` (input features per slot, for
+drift), ``monitor_state`` (the detector, rule counters and the latest snapshot), ``monitor_alerts`` (one
+row per alert: firing / resolved, acknowledgement) and ``monitor_alert_events`` (append-only: fired,
+resolved, acknowledged, delivered, undelivered).
+
 Append-only tables (`APPEND_ONLY`) refuse UPDATE and DELETE by database triggers.
 """
 
@@ -63,7 +70,7 @@ METADATA = MetaData(naming_convention=NAMING_CONVENTION)
 
 #: tables whose rows can be neither updated nor deleted (table -> what it is)
 APPEND_ONLY = {"review_audit": "the audit log", "model_stage_changes": "the stage history",
-               "worker_cycles": "the cycle log"}
+               "worker_cycles": "the cycle log", "monitor_alert_events": "the alert history"}
 
 
 class Base(DeclarativeBase):
@@ -276,4 +283,101 @@ worker_leases = Table(
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+
+# -- monitoring ----------------------------------------------------------------------------------------
+
+#: one row per verification of one method's forecast at one init: ``stage`` preliminary (first) or final
+#: (recomputed after an observation it used was revised or arrived late); ``current`` marks the newest
+monitor_verifications = Table(
+    "monitor_verifications",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset", String(64), nullable=False),
+    Column("variable", String(200), nullable=False),
+    Column("init_time", UTCDateTime, nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("current", Boolean, nullable=False),
+    Column("forecast_method", String(32)),
+    Column("model_version", String(32)),
+    Column("fallback", Text),
+    Column("lead_s", JSON, nullable=False),
+    Column("obs_revisions", JSON, nullable=False),
+    Column("obs_snapshot", String(200)),
+    Column("inputs", JSON, nullable=False),
+    Column("regimes", JSON, nullable=False),
+    Column("skill", Float),
+    Column("scores", JSON, nullable=False),
+    Column("record", LargeBinary, nullable=False),
+    Column("strata", JSON, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Index("ix_monitor_verifications_current", "dataset", "variable", "current", "init_time"),
+    Index("uq_monitor_verifications_version", "dataset", "variable", "init_time", "method", "version", unique=True),
+)
+
+#: input features of one observation slot (its newest revision), for input drift
+monitor_features = Table(
+    "monitor_features",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset", String(64), nullable=False),
+    Column("variable", String(200), nullable=False),
+    Column("slot_time", UTCDateTime, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Index("uq_monitor_features_slot", "dataset", "variable", "slot_time", unique=True),
+)
+
+#: small named documents of the monitor per dataset and variable (detector, rule counters, snapshot, ...)
+monitor_state = Table(
+    "monitor_state",
+    METADATA,
+    Column("dataset", String(64), primary_key=True),
+    Column("variable", String(200), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: one row per alert; at most one firing alert per key (rule, dataset, variable, subject): deduplication
+monitor_alerts = Table(
+    "monitor_alerts",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("dataset", String(64), nullable=False),
+    Column("variable", String(200), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Column("value", Float),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("acknowledged_by", String(200)),
+    Column("acknowledged_at", UTCDateTime),
+    Column("ack_comment", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_monitor_alerts_dataset_state", "dataset", "state"),
+    Index("uq_monitor_alerts_one_firing", "key", unique=True,
+          sqlite_where=text("state = 'firing'"), postgresql_where=text("state = 'firing'")),
+)
+
+#: what happened to each alert (append-only): fired, resolved, acknowledged, delivered, undelivered
+monitor_alert_events = Table(
+    "monitor_alert_events",
+    METADATA,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", Id, ForeignKey("monitor_alerts.id"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("details", JSON, nullable=False),
 )

@@ -118,12 +118,56 @@ def train_model(settings, dataset: str, variable: str, *, config_path: str | Pat
             "versions": software_versions(), "training": fitted.training,
             "normalisation": fitted.datamodule.norm.to_dict(), "architecture": cfg.network.architecture,
         }
+        reference = input_reference(store, catalog, variable, fitted.training.get("period"), snapshot)
+        if reference is not None:
+            record["input_reference"] = {k: v for k, v in reference.items() if k not in ("slots", "times")}
         with ModelRegistry(settings.db_url, settings.models_dir) as registry:
             rec = registry.register(dataset=dataset, variable=variable, checkpoint=fitted.checkpoint, config=conf,
                                     record=record, by=by or _user())
+        if reference is not None:
+            keep_input_reference(settings, dataset, variable, rec.version, reference)
     doc = rec.to_json()
     doc["training"] = fitted.training
     return doc
+
+
+# -- the training period's input statistics (for the drift monitor) -------------------------------------------
+
+
+def input_reference(store, catalog, variable: str, period, snapshot: str) -> dict | None:
+    """The training period's input statistics for the drift monitor (`forecast.monitoring.drift`): per-slot
+    features (wet fraction, intensity histogram and quantiles, motion speed, missing and FAIL shares, per
+    region; the analogues for other variables) and their summary. The model record keeps the summary as
+    ``input_reference`` (period, source, slot count, per feature mean / sd / quantiles, pooled histograms);
+    the per-slot features, which the monitor's thresholds are derived from, go beside it in the service
+    database (`keep_input_reference`). None (and a warning) when they cannot be computed: the monitor then
+    computes them from the store over the record's training period."""
+    if not period:
+        return None
+    try:
+        from forecast.monitoring.config import monitoring_config
+        from forecast.monitoring.monitor import reference_from_store
+        from forecast.monitoring.strata import region_masks
+        from forecast.timeutil import parse_time
+
+        regions = region_masks(catalog, monitoring_config(catalog).regions)
+        return reference_from_store(store, catalog, variable, parse_time(period[0]), parse_time(period[1]), regions,
+                                    source=f"training period (store snapshot {snapshot[:12]})", snapshot=snapshot)
+    except Exception as e:  # noqa: BLE001 - the model is registered either way
+        log.warning("input reference statistics of the training period could not be computed: %s", e)
+        return None
+
+
+def keep_input_reference(settings, dataset: str, variable: str, version: str, reference: dict) -> None:
+    """Keep the per-slot reference features of model ``version`` for the monitor (its ``monitor_state``)."""
+    try:
+        from forecast.monitoring.store import MonitorDB
+
+        with MonitorDB(settings.db_url) as db:
+            db.put_state(dataset, variable, f"reference:{version}", {"key": f"model {version}",
+                                                                       "reference": reference})
+    except Exception as e:  # noqa: BLE001 - the monitor recomputes them from the store when needed
+        log.warning("input reference features of %s could not be kept: %s", version, e)
 
 
 def _user() -> str:

@@ -306,3 +306,35 @@ def test_no_forecasts_yet_in_the_browser(browser, bare_world, tmp_path, artifact
         assert "No forecasts of radar_precip yet" in text(page.locator("#no-forecast"))
         shot(page, artifacts, "17-forecasts-none-yet")
 
+
+
+def test_monitor_page_with_data_charts_acknowledges_and_passes_axe(browser, world, tmp_path, artifacts):
+    import sys
+
+    from consolekit import LiveServer
+    from consoleworld import settings_for
+
+    from forecast.monitoring.store import MonitorDB
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forecast" / "monitoring"))
+    from monitorkit import fill_monitor_db
+
+    st = settings_for(world, tmp_path)
+    with MonitorDB(st.db_url) as db:
+        firing, _ = fill_monitor_db(db, world["catalog"], n_inits=24)
+    with LiveServer(st) as srv:
+        page = new_page(browser, srv.url, world["tokens"]["otto"])
+        errors = watch(page)
+        page.goto("/console/monitor")
+        page.wait_for_selector("#lead-chart canvas")
+        page.wait_for_selector("#time-chart canvas")
+        assert "+30 min *" in text(page.locator("#skill-table"))
+        shot(page, artifacts, "16-monitor-data")
+        assert axe(page) == []
+        page.fill(f"#ack-{firing.id}", "looking at the degraded model")
+        page.click(f"#alert-{firing.id} button[type=submit]")
+        page.wait_for_selector("#flash")
+        assert "otto" in text(page.locator(f"#alert-{firing.id}"))
+        shot(page, artifacts, "17-monitor-acknowledged")
+        assert axe(page) == []
+        assert errors == []

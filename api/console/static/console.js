@@ -247,9 +247,33 @@
               [d.times, d.fcst, d.obs], el);
   }
 
+  /* ------------------------------------------------------------- monitor page */
+  function monitorPage(data) {
+    if (!window.uPlot) return;
+    var el = document.getElementById("lead-chart"), lc = data.lead_chart;
+    if (el && lc && lc.leads.length) {
+      new uPlot({width: chartWidth(el), height: 240, scales: {x: {time: false}},
+                 axes: [{label: "lead (min)"}, {label: "skill vs persistence"}],
+                 series: [{label: "lead", value: function (u, v) { return v === null ? "–" : "+" + v + " min"; }},
+                          {label: "short window", stroke: "#0550ae", width: 2, value: function (u, v) { return fmt(v); }},
+                          {label: "long window", stroke: "#b04a00", width: 2, dash: [6, 4], value: function (u, v) { return fmt(v); }}]},
+                [lc.leads, lc.short, lc.long], el);
+    }
+    var tl = document.getElementById("time-chart"), s = data.series;
+    if (tl && s && s.times.length) {
+      new uPlot({width: chartWidth(tl), height: 260, tzDate: utc, scales: {x: {time: true}, rmse: {}},
+                 axes: [{}, {label: "per-init skill"}, {side: 1, scale: "rmse", label: "RMSE +" + s.lead_minutes + " min", grid: {show: false}}],
+                 series: [{}, {label: "skill", stroke: "#1f2328", width: 2, value: function (u, v) { return fmt(v); }},
+                          {label: "RMSE model", scale: "rmse", stroke: "#0550ae", value: function (u, v) { return fmt(v); }},
+                          {label: "RMSE persistence", scale: "rmse", stroke: "#b04a00", dash: [4, 3], value: function (u, v) { return fmt(v); }}]},
+                [s.times, s.skill, s.rmse_model, s.rmse_persistence], tl);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var data = readJSON("page-data");
     var page = document.body.dataset.page;
+    if (page === "monitor" && data && data.lead_chart) monitorPage(data);
     if (page === "review" && data && data.item) itemPage(data);
     if (page === "forecasts" && data && data.frames) forecastPage(data);
   });
