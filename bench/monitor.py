@@ -71,7 +71,7 @@ def cost_per_cycle(n: int, cycles: int, tmp: Path) -> dict:
     from forecast.settings import Settings
     from forecast.synthetic import generate_sample
     from forecast.timeutil import iso
-    from forecast.worker import open_service, run_cycle
+    from forecast.worker.cycle import open_service, run_cycle
     from forecast.worker.inbox import feed_folders
 
     doc = catalog_doc(n, short="1h", long="6h")

@@ -269,6 +269,10 @@ class Variable(Strict):
     climatological_record: ClimatologicalRecord | None = Field(
         None, description="Beyond it a value is SUSPECT; omit it for a variable nobody keeps records of (no "
         "climatology check, no 'extreme' annotation).")
+    thresholds: list[float] = Field(
+        default_factory=list, description="Warning thresholds in the store's units, increasing: the probability of "
+        "exceeding each is forecast, verified, monitored and served as `<variable>_exceedance_<threshold>` "
+        "(e.g. precipitation_rate_exceedance_10; a decimal point is written 'p': _exceedance_0p1).")
 
     @field_validator("units")
     @classmethod
@@ -317,6 +321,12 @@ class Variable(Strict):
                         f"climatological_record.{name} for {calendar.month_abbr[i + 1]} ({r}) "
                         f"lies outside the physical range [{lo}, {hi}]"
                     )
+        ts = self.thresholds
+        if any(b <= a for a, b in zip(ts, ts[1:])):
+            raise ValueError(f"thresholds must increase strictly, got {ts}")
+        outside = [t for t in ts if not lo <= t < hi]
+        if outside:
+            raise ValueError(f"thresholds {outside} lie outside the physical range [{lo}, {hi})")
         return self
 
 
@@ -458,3 +468,13 @@ __all__ = [
     "TimeAxis",
     "Variable",
 ]
+
+
+def threshold_label(threshold: float) -> str:
+    """A threshold as it appears in a parameter name: 10 -> '10', 0.1 -> '0p1', -2.5 -> 'm2p5'."""
+    return f"{threshold:g}".replace("-", "m").replace(".", "p")
+
+
+def exceedance_name(variable: str, threshold: float) -> str:
+    """The contract name of the probability that ``variable`` exceeds ``threshold``: ``<variable>_exceedance_<t>``."""
+    return f"{variable}_exceedance_{threshold_label(threshold)}"

@@ -6,8 +6,10 @@
 3. a quick model trained on the first 18 hours and put into production by a recorded override, so that a
    model serves from the first live cycle;
 4. the live service: the API (``--serve``), the worker, and a replay of the last 2 hours of the feed at 24
-   times real time, printing each cycle as it happens; meanwhile the full model trains in the background,
-   is hindcast on the held-out hours and reaches production only through the gate.
+   times real time, printing each cycle as it happens, with a feed outage in the middle whose alert
+   (``data_missing``) fires and resolves as the monitor sees it; every forecast is verified once observed;
+   meanwhile the full model trains in the background, is hindcast on the held-out hours and reaches
+   production only through the gate.
 
 Run it twice: nothing is ingested or forecast twice. ``--fresh`` starts over; ``--quick`` replays half an hour
 without the API or the background training (a smoke test).
@@ -15,6 +17,7 @@ without the API or the background training (a smoke test).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -50,6 +53,10 @@ QUICK_MODEL = {"training": {"max_epochs": 1, "samples_per_epoch": 32, "max_val_w
 #: (a cycle at 256 x 256 costs about a second on 2 busy cores: at 24x the 60 s deadline is 2.5 s of wall time)
 LIVE_HOURS, LIVE_SPEED = 2.0, 24.0
 QUICK_LIVE_HOURS, QUICK_LIVE_SPEED = 0.5, 24.0
+#: something going wrong live: the radar feed goes silent (minutes after the live start, minutes long); the
+#: files held back land when it ends. The monitor's data_missing alert fires, then resolves.
+OUTAGE = (40, 25)
+QUICK_OUTAGE = (2, 25)
 RADAR, VAR = "radar_precip", "precipitation_rate"
 
 
@@ -184,9 +191,63 @@ def _cycle_printer(say, counts: dict):
     return show
 
 
+def _alert_printer(settings: Settings, say, stop: threading.Event, seen: list) -> threading.Thread:
+    """Print the monitor's alert history as it is written (fired, resolved, delivered), as an operator's
+    pager would show it."""
+    from forecast.monitoring.store import MonitorDB
+
+    db = MonitorDB(settings.db_url)
+    last = max((e["id"] for e in db.events_since(0)), default=0)
+
+    def run():
+        nonlocal last
+        try:
+            while True:
+                done = stop.wait(0.5)
+                for e in db.events_since(last):
+                    last = e["id"]
+                    a = db.alert(e["alert_id"])
+                    seen.append({"id": a.id, "rule": a.rule, "event": e["kind"], "at": iso(e["at"])})
+                    colour = {"fired": "red", "resolved": "green"}.get(e["kind"], "cyan")
+                    msg = (e.get("details") or {}).get("message") or a.message
+                    say(f"   [{colour}]ALERT {e['kind']}[/] #{a.id} {a.rule} ({a.severity}) on {a.dataset} at "
+                        f"{iso(e['at'])[11:16]}: {msg}", highlight=False)
+                if done:
+                    return
+        finally:
+            db.close()
+
+    th = threading.Thread(target=run, name="demo-alerts", daemon=True)
+    th.start()
+    return th
+
+
+def _monitor_summary(settings: Settings, say) -> dict:
+    """What continuous verification made of the live hours so far (the short window)."""
+    from forecast.monitoring.report import skill_doc
+
+    try:
+        doc = skill_doc(settings, RADAR, windows=("short",), n_boot=200)
+    except Exception as e:  # noqa: BLE001 - the summary is a courtesy; the demo's story does not hang on it
+        say(f"   monitor: no skill to show yet ({e})", highlight=False)
+        return {}
+    w = doc["windows"]["short"]
+    parts = []
+    for lead in w["leads"]:
+        sk = (lead.get("skill") or {}).get("persistence") or {}
+        if lead["key"] and sk.get("rmse_skill") is not None:
+            ci = (f" [{sk['skill_lower']:+.2f}, {sk['skill_upper']:+.2f}]"
+                  if sk.get("skill_lower") is not None and sk.get("skill_upper") is not None else "")
+            parts.append(f"+{lead['lead_minutes']} min {sk['rmse_skill']:+.2f}{ci}")
+    say(f"   monitor: {w['n_inits']} forecasts verified against the observations that came after them; RMSE skill "
+        f"against persistence (95% interval): {'; '.join(parts) or 'not enough yet'}", highlight=False)
+    return {"verified_inits": w["n_inits"], "key_leads": parts}
+
+
 def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed: int = 42, quick: bool = False,
              serve: bool = False, port: int = 8000) -> dict:
     from forecast.clock import write_replay_clock
+    from forecast.monitoring import monitor_hook
     from forecast.worker.replay import replay
     from forecast.worker.service import Worker
 
@@ -234,19 +295,40 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
     counts = {"forecasts": 0, "fallbacks": 0, "skipped": 0, "methods": {}}
     # the service runs on the feed's time from the start (the replay keeps this clock)
     write_replay_clock(settings.home, RADAR, sim0=live_start, speed=speed)
-    worker = Worker(settings, [RADAR], on_cycle=_cycle_printer(say, counts))
+    hook = monitor_hook(settings)  # verification, drift and alerts after each cycle, in the background
+    # the alerts are printed below as they are recorded; their log lines would say it twice
+    logging.getLogger("forecast.monitoring.alerts").setLevel(logging.ERROR)
+    alerts: list[dict] = []
+    stop_alerts = threading.Event()
+    alert_thread = _alert_printer(settings, say, stop_alerts, alerts)
+    worker = Worker(settings, [RADAR], on_cycle=_cycle_printer(say, counts), hooks=[hook])
     wthread = threading.Thread(target=worker.run, name="demo-worker", daemon=True)
     wthread.start()
-    say(f"   $ forecast worker {RADAR}   (worker {worker.id})", highlight=False)
-    say(f"   $ forecast replay {RADAR} {samples[RADAR]} --speed {speed:g}", highlight=False)
+    after, minutes = QUICK_OUTAGE if quick else OUTAGE
+    outage = (live_start + timedelta(minutes=after), live_start + timedelta(minutes=after + minutes))
+    window = f"{iso(outage[0])}/{iso(outage[1])}"
+    say(f"   $ forecast worker {RADAR}   (worker {worker.id}; the monitor verifies each forecast once observed)",
+        highlight=False)
+    say(f"   $ forecast replay {RADAR} {samples[RADAR]} --speed {speed:g} --outage {window}", highlight=False)
+    say(f"   (something goes wrong: the radar feed goes silent for {minutes} minutes at {iso(outage[0])[11:16]}; "
+        "watch the alert)", highlight=False)
     try:
-        rep = replay(settings, RADAR, samples[RADAR], speed=speed, seed=seed, start=live_start)
+        rep = replay(settings, RADAR, samples[RADAR], speed=speed, seed=seed, start=live_start, outage=outage)
         time.sleep(max(2.0, 600 / speed))  # the last files' cycles (10 feed minutes)
-        summary["live"] = {"replay": rep, **counts}
+        hook.wait(60.0)  # the last monitoring pass
+        stop_alerts.set()
+        alert_thread.join(10)
+        summary["live"] = {"replay": rep, **counts, "alerts": alerts}
         say(f"\n   the feed delivered {rep['files']} files in {rep['wall_seconds']:.0f} s: "
             + ", ".join(f"{k} {n}" for k, n in sorted(rep["kinds"].items()))
             + f"; {counts['forecasts']} forecasts served ({', '.join(f'{k} {n}' for k, n in counts['methods'].items())}),"
             f" {counts['fallbacks']} by a fallback, {counts['skipped']} inits skipped", highlight=False)
+        fired = sorted({a["rule"] for a in alerts if a["event"] == "fired"})
+        resolved = sorted({a["rule"] for a in alerts if a["event"] == "resolved"})
+        say(f"   alerts: fired {', '.join(fired) or 'none'}; resolved {', '.join(resolved) or 'none'} "
+            "(`forecast monitor alerts`, /console/monitor; deliver them with FORECAST_ALERT_WEBHOOK or "
+            "FORECAST_SMTP_URL)", highlight=False)
+        summary["monitor"] = _monitor_summary(settings, say)
         lat, lon = get_catalog(settings.catalogs, RADAR).grid.latlon()
         cy, cx = lat.shape[0] // 2, lat.shape[1] // 2
         point = f"POINT({lon[cy, cx]:.3f} {lat[cy, cx]:.3f})"
@@ -257,7 +339,8 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
                     f"/collections/{RADAR}.observations/position?coords={point}", "/models", "/ready", "/metrics",
                     "/console/ (sign in with a token: `forecast users add NAME --role operator`)", "/schema"):
             say(f"   http://127.0.0.1:{port}{url}", highlight=False)
-        say("   $ forecast worker status   $ forecast models list   $ forecast store log radar_precip")
+        say("   $ forecast worker status   $ forecast monitor skill radar_precip   $ forecast monitor alerts   "
+            "$ forecast models list")
         if serve:
             running = ["the worker (on the replay clock, which keeps running)", "the API"]
             if training is not None and training.poll() is None:
@@ -270,6 +353,8 @@ def run_demo(settings: Settings, console: Console, *, fresh: bool = False, seed:
     finally:
         worker.stop.set()
         wthread.join(30)
+        hook.close(10.0)
+        stop_alerts.set()
         stop_tail.set()
         for p in procs:
             if p.poll() is None:

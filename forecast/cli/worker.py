@@ -157,6 +157,9 @@ def replay_cmd(
     src_dir: Path = typer.Argument(..., help="A sample folder written by `forecast sample` (with manifest.json)."),
     speed: float = typer.Option(60.0, "--speed", help="Times faster than real time."),
     seed: int = typer.Option(0, "--seed", help="Seed of the arrival jitter."),
+    outage: Optional[str] = typer.Option(None, "--outage", help="T0/T1: a feed outage; the files due to land "
+                                         "between these feed times land at T1 instead (exercises the "
+                                         "data_missing alert)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Drop a sample's files into the dataset's inbox in feed order at N times real time (late, duplicate,
@@ -166,12 +169,18 @@ def replay_cmd(
         from forecast.worker.replay import replay
 
         st = load_settings()
+        window = None
+        if outage is not None:
+            a, sep, b = outage.partition("/")
+            if not sep:
+                raise BadInputError(f"--outage must be two times T0/T1, got {outage!r}")
+            window = (time_option(a, "--outage start"), time_option(b, "--outage end"))
 
         def tick(done, total, d):
             if not as_json:
                 err.print(f"  {d.at:%Y-%m-%d %H:%M:%S}Z {d.kind:<9} {d.name} ({done}/{total})", highlight=False)
 
-        doc = replay(st, dataset, src_dir, speed=speed, seed=seed, progress=tick)
+        doc = replay(st, dataset, src_dir, speed=speed, seed=seed, progress=tick, outage=window)
         if not as_json:
             out.print(f"replayed {doc['files']} files into {doc['inbox']} at {speed:g}x in {doc['wall_seconds']:.0f} s: "
                       + ", ".join(f"{k} {n}" for k, n in sorted(doc["kinds"].items())), highlight=False)

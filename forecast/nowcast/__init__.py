@@ -22,14 +22,14 @@ from __future__ import annotations
 from typing import Any
 
 from forecast.errors import BadInputError
-from forecast.nowcast.base import NotFittedError, Nowcaster
+from forecast.nowcast.base import NotFittedError, Nowcaster, ProbabilisticNowcaster
 from forecast.nowcast.climatology import Climatology
 from forecast.nowcast.lagrangian import Extrapolation
 from forecast.nowcast.persistence import Persistence
 from forecast.nowcast.sprog import SProg
 
-__all__ = ["BASELINES", "Climatology", "Extrapolation", "NotFittedError", "Nowcaster", "Persistence", "SProg",
-           "available_methods", "get_method"]
+__all__ = ["BASELINES", "Climatology", "Extrapolation", "NotFittedError", "Nowcaster", "Persistence",
+           "ProbabilisticNowcaster", "SProg", "available_methods", "get_method"]
 
 _METHODS: dict[str, type] = {
     "persistence": Persistence,

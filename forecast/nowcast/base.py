@@ -47,6 +47,51 @@ class Nowcaster(Protocol):
                 mask: xr.DataArray | None = None) -> xr.DataArray: ...
 
 
+@runtime_checkable
+class ProbabilisticNowcaster(Nowcaster, Protocol):
+    """A nowcaster that also forecasts the probability of exceeding thresholds.
+
+    ``predict_probabilities`` takes the same inputs as ``predict`` plus the thresholds (in the variable's
+    units, increasing; the catalog's ``thresholds``) and returns dims (threshold, lead_time, y, x), float32
+    in [0, 1], with a ``threshold`` coordinate (attrs ``units`` of the variable) and the coordinates and
+    attrs of ``predict``'s output (see `probability_output`). Where the method cannot run as designed it
+    falls back and says so in ``fallback``, as ``predict`` does.
+    """
+
+    def predict_probabilities(self, inputs: xr.DataArray, *, n_leads: int, step: np.timedelta64,
+                              thresholds: Any, mask: xr.DataArray | None = None) -> xr.DataArray: ...
+
+
+def check_thresholds(thresholds: Any) -> np.ndarray:
+    """``thresholds`` as a strictly increasing float64 array, or a BadInputError naming what is wrong."""
+    try:
+        t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise BadInputError(f"thresholds must be a sequence of numbers, got {thresholds!r}") from None
+    if t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+        raise BadInputError(f"thresholds must be finite and strictly increasing, got {t.tolist()}")
+    return t
+
+
+def probability_output(deterministic: xr.DataArray, probabilities: np.ndarray, thresholds: np.ndarray,
+                       attrs: dict[str, Any] | None = None) -> xr.DataArray:
+    """Exceedance probabilities (threshold, lead_time, y, x) beside a method's deterministic ``output``:
+    same coordinates and attrs (``units`` becomes "1"), plus the ``threshold`` coordinate."""
+    thr_attrs = {"long_name": "exceedance threshold"}
+    if "units" in deterministic.attrs:
+        thr_attrs["units"] = deterministic.attrs["units"]
+    out_attrs = {k: v for k, v in deterministic.attrs.items() if k not in ("units", "standard_name", "long_name")}
+    out_attrs["units"] = "1"
+    out_attrs["long_name"] = "probability of exceeding the threshold"
+    if attrs:
+        out_attrs.update(attrs)
+    p = np.clip(np.asarray(probabilities, dtype=np.float32), 0.0, 1.0)
+    return xr.DataArray(p, dims=("threshold", "lead_time", "y", "x"),
+                        coords={**{k: c for k, c in deterministic.coords.items()},
+                                "threshold": ("threshold", thresholds, thr_attrs)},
+                        name=deterministic.name, attrs=out_attrs)
+
+
 # --------------------------------------------------------------------------------------------------
 # argument checks and the shared input / output handling
 

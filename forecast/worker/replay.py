@@ -17,7 +17,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +29,7 @@ from forecast.timeutil import iso, parse_time
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Drop", "replay", "schedule"]
+__all__ = ["Drop", "replay", "schedule", "with_outage"]
 
 LATE_AFTER = timedelta(minutes=25)
 DUPLICATE_AFTER = timedelta(minutes=1)
@@ -43,7 +43,7 @@ class Drop:
     at: datetime
     source: Path
     name: str
-    kind: str  # on_time, late, duplicate, revised, corrupt
+    kind: str  # on_time, late, duplicate, revised, corrupt; held (delivered when an outage ended)
 
 
 def schedule(src: Path, catalog, *, seed: int = 0) -> list[Drop]:
@@ -83,6 +83,15 @@ def schedule(src: Path, catalog, *, seed: int = 0) -> list[Drop]:
     return sorted(drops, key=lambda d: (d.at, d.name, d.kind))
 
 
+def with_outage(drops: list[Drop], start: datetime, end: datetime) -> list[Drop]:
+    """The feed with an outage: every file due to land in ``[start, end)`` (feed time) is held back and
+    lands at ``end`` instead, as a feed does that catches up after a link failure (kind ``held``)."""
+    if not end > start:
+        raise BadInputError(f"the outage must end after it starts, got {iso(start)}/{iso(end)}", param="outage")
+    moved = [replace(d, at=end, kind="held") if start <= d.at < end else d for d in drops]
+    return sorted(moved, key=lambda d: (d.at, d.name, d.kind))
+
+
 def _drop(d: Drop, inbox: Path) -> None:
     """Write a file into the inbox the way a careful feed does: a hidden temporary name, then a rename."""
     inbox.mkdir(parents=True, exist_ok=True)
@@ -93,11 +102,13 @@ def _drop(d: Drop, inbox: Path) -> None:
 
 def replay(settings, dataset: str, src: Path, *, speed: float, seed: int = 0, start: datetime | None = None,
            stop: threading.Event | None = None, progress: Callable[[int, int, Drop], None] | None = None,
-           clock: bool = True) -> dict[str, Any]:
+           clock: bool = True, outage: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
     """Drop the sample's files into the dataset's inbox in feed order at ``speed`` times real time.
 
     ``start``: the feed time the replay begins at (default: the first file's time); the dataset's replay
-    clock starts there now. Returns counts per kind, the feed time span and the wall seconds taken.
+    clock starts there now. ``outage``: (start, end) feed times during which nothing lands (the files
+    held back land at its end; see `with_outage`). Returns counts per kind, the feed time span and the
+    wall seconds taken.
     """
     from forecast.catalog import get_catalog
     from forecast.clock import ReplayClock, write_replay_clock
@@ -107,6 +118,8 @@ def replay(settings, dataset: str, src: Path, *, speed: float, seed: int = 0, st
         raise BadInputError(f"speed must be positive, got {speed}", param="speed")
     catalog = get_catalog(settings.catalogs, dataset)
     drops = schedule(Path(src), catalog, seed=seed)
+    if outage is not None:
+        drops = with_outage(drops, *outage)
     if not drops:
         raise BadInputError(f"the sample in {src} holds no files")
     inbox, _, _ = feed_folders(settings, catalog)
@@ -134,4 +147,5 @@ def replay(settings, dataset: str, src: Path, *, speed: float, seed: int = 0, st
             progress(done, len(drops), d)
     return {"dataset": dataset, "inbox": str(inbox), "speed": speed, "files": done, "kinds": counts,
             "first": iso(drops[0].at), "last": iso(drops[-1].at), "clock_started_at": iso(sim0),
-            "wall_seconds": round(time.time() - wall0, 3), "stopped": bool(stop is not None and stop.is_set())}
+            "wall_seconds": round(time.time() - wall0, 3), "stopped": bool(stop is not None and stop.is_set()),
+            "outage": [iso(outage[0]), iso(outage[1])] if outage else None}

@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from testkit import ROOT, catalog_doc, write_catalog
-from forecast.catalog import get_catalog, json_schema, load_catalog, load_catalogs, parse_catalog
+from forecast.catalog import exceedance_name, get_catalog, json_schema, load_catalog, load_catalogs, parse_catalog
 from forecast.cli import app
 from forecast.errors import CatalogError, UnknownDatasetError
 
@@ -67,6 +67,10 @@ def test_unknown_keys_and_all_problems_reported_together(tmp_path):
         (lambda d: d["grid"]["x"].update(step=0), "step must be a finite non-zero number"),
         (lambda d: d.update(id="Radar Precip"), "id: String should match pattern"),
         (lambda d: d["time"].update(tolerance="1month"), "tolerance must be given in s, min, h or d"),
+        (lambda d: d["variables"]["precipitation_rate"].update(thresholds=[1.0, 0.1]),
+         r"thresholds must increase strictly, got \[1.0, 0.1\]"),
+        (lambda d: d["variables"]["precipitation_rate"].update(thresholds=[1.0, 500.0]),
+         r"thresholds \[500.0\] lie outside the physical range"),
     ],
 )
 def test_bad_values_name_the_path(tmp_path, edit, message):
@@ -74,6 +78,15 @@ def test_bad_values_name_the_path(tmp_path, edit, message):
     edit(doc)
     with pytest.raises(CatalogError, match=message):
         parse_catalog(doc, "x.yaml")
+
+
+def test_threshold_parameter_names():
+    cat = get_catalog(ROOT / "catalogs", "radar_precip")
+    names = [exceedance_name("precipitation_rate", t) for t in cat.variables["precipitation_rate"].thresholds]
+    assert names == ["precipitation_rate_exceedance_0p1", "precipitation_rate_exceedance_1",
+                     "precipitation_rate_exceedance_5", "precipitation_rate_exceedance_10",
+                     "precipitation_rate_exceedance_30"]
+    assert exceedance_name("air_temperature", -2.5) == "air_temperature_exceedance_m2p5"
 
 
 def test_yaml_syntax_error_names_line(tmp_path):

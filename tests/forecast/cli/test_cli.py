@@ -67,6 +67,15 @@ def test_demo_runs_the_live_service_end_to_end(tmp_path, monkeypatch):
     assert live["replay"]["files"] >= 5 and live["forecasts"] >= 5
     assert live["methods"].get("model", 0) >= 1  # the model answers once its process is warm
     from forecast.settings import Settings
+
+    # something went wrong: the feed went silent; the monitor's data_missing alert fired while it was
+    assert live["replay"]["kinds"]["held"] >= 3
+    assert any(a["rule"] == "data_missing" and a["event"] == "fired" for a in live["alerts"]), live["alerts"]
+    from forecast.monitoring.report import alerts_doc
+
+    alert = next(a for a in alerts_doc(Settings())["alerts"] if a["rule"] == "data_missing")
+    first = alert["events"][0]
+    assert first["kind"] == "fired" and "have not arrived" in first["details"]["message"]
     from forecast.worker.status import worker_status
 
     status = worker_status(Settings())

@@ -163,7 +163,7 @@ def monitored_world(tmp: Path, *, hours: float = 3.0, monitoring: dict | None = 
 def feed_cycles(svc, world, clock, start, until, *, every=None, on_cycle=None):
     """Drop the on-time files of each slot (1 min after its time) and run a cycle after each."""
     from forecast.timeutil import iso
-    from forecast.worker import run_cycle
+    from forecast.worker.cycle import run_cycle
     from forecast.worker.inbox import feed_folders
     from workerkit import STEP, drop, slot_file
 

@@ -16,7 +16,7 @@ from forecast.monitoring import MonitorHook
 from forecast.monitoring.report import skill_doc
 from forecast.monitoring.store import MonitorDB
 from forecast.timeutil import iso
-from forecast.worker import open_service, run_cycle
+from forecast.worker.cycle import open_service, run_cycle
 from forecast.worker.inbox import feed_folders
 from testkit import trains_model
 from workerkit import START, STEP, drop
@@ -134,7 +134,7 @@ def equal_world(tmp_path_factory):
     from forecast.registry import ModelRegistry, promote
     from forecast.registry.training import train_model
     from forecast.stores import store_for
-    from forecast.worker import run_cycle
+    from forecast.worker.cycle import run_cycle
 
     tmp = tmp_path_factory.mktemp("equal")
     st, cat, sample, manifest = monitored_world(tmp, hours=20.0)
