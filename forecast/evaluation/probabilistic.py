@@ -72,7 +72,8 @@ PROBABILISTIC_CONVENTIONS: dict[str, str] = {
     "ECE = sum n_b / N |obs_freq_b - mean_p_b|",
     "roc": "POD and POFD at p >= cut-off for cut-offs 0, 0.05, ..., 1 and inf; AUC by trapezoid "
     "(scores.probability.roc_curve_data with these cut-offs)",
-    "crps": "fair ensemble CRPS (scores.probability.crps_for_ensemble, method='fair') averaged over valid cells",
+    "crps": "fair ensemble CRPS (scores.probability.crps_for_ensemble, method='fair') averaged over the valid "
+    "cells where every member is finite",
     "bootstrap": "paired moving-block bootstrap over common inits of BSS(method) - BSS(reference) per "
     "threshold and lead; percentile interval; numpy default_rng(seed)",
     "division_by_zero": "NaN (null in JSON)",
