@@ -263,7 +263,8 @@ def run_hindcast(
     if state is None:
         clim_info: dict[str, Any] = {}
         state = {"state_version": STATE_VERSION, "run": run_args, "snapshot": snapshot, "production": prod_info,
-                 "verifier": None, "prob_verifier": None, "skipped": {}, "fallbacks": {}, "event": None, "climatology": clim_info}
+                 "verifier": None, "prob_verifier": None, "skipped": {}, "fallbacks": {}, "event": None,
+                 "climatology": clim_info}
     climatology = None
     if "climatology" in baselines:
         climatology, clim_info = fit_climatology(settings, catalog, variable, store, snapshot, start_dt,

@@ -433,8 +433,11 @@ class ProbabilisticVerifier:
         if n_init >= 2:
             for start, w in block_weights(n_init, int(n_boot), blk, int(seed)):
                 w = w.astype(np.float64)
-                ra = bss(np.einsum("bn,nl->bl", w, na), np.einsum("bn,ntl->btl", w, sa), np.einsum("bn,ntl->btl", w, ea))
-                rb = bss(np.einsum("bn,nl->bl", w, nb), np.einsum("bn,ntl->btl", w, sb), np.einsum("bn,ntl->btl", w, eb))
+                def resampled(n, sse, ev):
+                    return bss(np.einsum("bn,nl->bl", w, n), np.einsum("bn,ntl->btl", w, sse),
+                               np.einsum("bn,ntl->btl", w, ev))
+
+                ra, rb = resampled(na, sa, ea), resampled(nb, sb, eb)
                 reps[start:start + len(w)] = ra - rb
         alpha = (1 - confidence) / 2
         if n_init >= 2:

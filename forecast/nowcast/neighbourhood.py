@@ -65,7 +65,8 @@ class NeighbourhoodPersistence:
         probs = np.full((len(thr), *field.shape), np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             for k, t in enumerate(thr):
-                ev = np.rint(uniform_filter((have & (field >= t)).astype(np.float64), self.size, mode="constant") * area)
+                events = (have & (field >= t)).astype(np.float64)
+                ev = np.rint(uniform_filter(events, self.size, mode="constant") * area)
                 probs[k] = np.where(have & (n_have > 0), ev / np.maximum(n_have, 1), np.nan)
         probs = np.broadcast_to(probs[:, None], (len(thr), det.sizes["lead_time"], *field.shape))
         return finish_probabilities(det, probs, thr, None, {"size": self.size})

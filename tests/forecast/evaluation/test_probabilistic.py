@@ -30,7 +30,8 @@ def make_case(n_init: int = 4, ny: int = 12, nx: int = 14, members: int = 6, see
     out = []
     for _ in range(n_init):
         obs = rng.gamma(0.7, 2.5, (len(LEADS), ny, nx))
-        ens = np.clip(obs[None] * rng.lognormal(0, 0.6, (members, *obs.shape)) + rng.normal(0, 0.5, (members, *obs.shape)), 0, None)
+        shape = (members, *obs.shape)
+        ens = np.clip(obs[None] * rng.lognormal(0, 0.6, shape) + rng.normal(0, 0.5, shape), 0, None)
         prob = np.stack([(ens >= t).mean(axis=0) for t in THR])
         # a second kind of probability: continuous values, to fill every reliability / ROC bin
         prob[1] = np.clip(prob[1] * 0.7 + rng.uniform(0, 0.3, prob[1].shape), 0, 1)
