@@ -14,7 +14,8 @@ For each init time T of the period:
    value), so the methods are compared on the same cells.
 
 When the variable has catalog ``thresholds`` (and ``probabilistic`` is on), the probabilistic baselines
-(`forecast.nowcast.PROBABILISTIC_BASELINES`) and every learned method whose nowcaster is a
+(`forecast.evaluation.references.probabilistic_baselines`: all of `forecast.nowcast.PROBABILISTIC_BASELINES`
+for precipitation) and every learned method whose nowcaster is a
 `ProbabilisticNowcaster` also forecast exceedance probabilities, verified by a
 `forecast.evaluation.probabilistic.ProbabilisticVerifier` on their own shared mask; the report gains
 ``brier``, ``reliability``, ``roc`` (and ``bss``, ``ece``, ``auc``, ``crps``) and ``summary.probabilistic``.
@@ -49,7 +50,12 @@ from forecast.errors import BadInputError
 from forecast.fileutil import write_json_atomic
 from forecast.quality.run import qc_config
 from forecast.stores import store_for
-from forecast.evaluation.references import PRECIPITATION_THRESHOLDS, default_thresholds, fit_climatology
+from forecast.evaluation.references import (
+    PRECIPITATION_THRESHOLDS,
+    default_thresholds,
+    fit_climatology,
+    probabilistic_baselines,
+)
 from forecast.evaluation.tasks import (
     CONTEXT_LOCK,
     CONTEXTS,
@@ -180,7 +186,6 @@ def run_hindcast(
             other arguments, or no init time that could be verified.
     """
     from forecast.evaluation import ProbabilisticVerifier, Verifier, terminal_summary, verdict, write_report
-    from forecast.nowcast import PROBABILISTIC_BASELINES
     from forecast.registry.store import ModelRegistry
 
     t_start = time.perf_counter()
@@ -224,7 +229,7 @@ def run_hindcast(
     fthr = tuple(float(t) for t in fss_thresholds) if fss_thresholds is not None else thr
     wins = tuple(int(w) for w in fss_windows)
     pthr = tuple(float(t) for t in catalog.variables[variable].thresholds) if probabilistic else ()
-    prob_methods = PROBABILISTIC_BASELINES if pthr else ()
+    prob_methods = probabilistic_baselines(catalog, variable) if pthr else ()
     inits = list(range(to_epoch(start_dt), to_epoch(end_dt) + 1, every_s))
     out_dir = Path(out) if out is not None else default_out(settings, dataset, model, start_dt, end_dt)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -422,3 +422,20 @@ def test_no_probabilistic_flag_skips_them(st, world, no_figures, tmp_path):
     assert "probabilistic" not in doc["summary"]
     report = json.loads((tmp_path / "h" / "report.json").read_text())
     assert "brier" not in report and report["provenance"]["settings"]["probabilistic_methods"] == []
+
+
+def test_probabilistic_baselines_by_variable():
+    from forecast.evaluation.references import probabilistic_baselines
+    from forecast.nowcast import PROBABILISTIC_BASELINES
+
+    cat = parse_catalog(small_doc("radar_precip"), "x.yaml")
+    assert probabilistic_baselines(cat, P) == PROBABILISTIC_BASELINES
+    doc = small_doc("radar_precip")
+    var = doc["variables"][P]
+    var.update(standard_name="air_temperature", long_name="Air temperature", units="K", accepted_units=["K"],
+               physical_range=[180.0, 340.0], thresholds=[273.15, 303.15])
+    var.pop("climatological_record", None)
+    doc["variables"] = {"t2m": var}
+    doc.pop("qc", None)
+    cat = parse_catalog(doc, "x.yaml")
+    assert probabilistic_baselines(cat, "t2m") == ("neighbourhood_persistence",)
