@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from forecast.errors import BadInputError
-from forecast.nowcast import PROBABILISTIC_BASELINES, BASELINES, ProbabilisticNowcaster, get_method
+from forecast.nowcast import BASELINES, PROBABILISTIC_BASELINES, ProbabilisticNowcaster, get_method
 
 STEP = np.timedelta64(5, "m")
 T0 = np.datetime64("2026-07-15T12:00", "ns")
