@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     gate_min_inits: int = Field(24, ge=1, description="Fewest hindcast init times a promotion report must cover.")
     gate_key_leads_minutes: list[int] = Field(
         default_factory=lambda: [30, 60],
-        description="Leads (minutes) at which a candidate must beat production, persistence and S-PROG (JSON list).",
+        description="Leads (minutes) at which a candidate must beat its references (production, the baselines; "
+        "a catalog's gate.key_leads_minutes overrides) (JSON list).",
     )
     gate_max_fallback_share: float = Field(
         0.1, ge=0, le=1, description="Largest share of hindcast inits at which the candidate may have fallen back."

@@ -392,6 +392,48 @@ class Feed(Strict):
         return _seconds(getattr(self, name), name)
 
 
+class ProbabilisticRequirement(Strict):
+    """The candidate's Brier skill against one reference must exceed ``min_skill`` at each threshold and lead:
+    ``1 - BS(candidate) / BS(reference)``, the reference a probabilistic method of the hindcast (e.g.
+    ``steps``) or ``climatology`` (the sample base rate of the verified period, ``obar (1 - obar)``)."""
+
+    reference: str = Field(description="A probabilistic method of the hindcast report, or 'climatology'.")
+    thresholds: list[float] | None = Field(None, description="Thresholds (the variable's units) at which it "
+                                           "must hold; default: every threshold the report verified.")
+    leads_minutes: list[int] | None = Field(None, description="Leads (minutes); default: the gate's key leads.")
+    min_skill: float = Field(0.0, description="The Brier skill must be greater than this.")
+
+
+class GateConfig(Strict):
+    """What the promotion gate (`forecast.registry.gate.check_promotion`) requires of a candidate of this
+    dataset. Every field has a default; the defaults compare the candidate with every reference the
+    hindcast report holds."""
+
+    references: list[str] | None = Field(
+        None, description="Deterministic references the candidate must beat (report method names, e.g. "
+        "persistence, extrapolation, sprog, climatology). Default: every method the report compared the "
+        "candidate with, persistence and sprog at least. The production model is always a reference.")
+    scores: list[Literal["rmse", "csi"]] = Field(
+        default_factory=lambda: ["rmse"], min_length=1, description="Deterministic scores whose paired "
+        "bootstrap interval must exclude zero in the candidate's favour at every key lead.")
+    csi_thresholds: list[float] | None = Field(
+        None, description="Thresholds of the CSI requirement; default: the report's lowest threshold.")
+    key_leads_minutes: list[int] | None = Field(
+        None, description="Leads (minutes) of the deterministic requirements; default: the setting "
+        "gate_key_leads_minutes.")
+    probabilistic: list[ProbabilisticRequirement] | None = Field(
+        None, description="Brier skill requirements. Default: when the report verified the candidate's "
+        "probabilities, Brier skill > 0 against every probabilistic method of the report at every threshold "
+        "and key lead; an empty list requires nothing probabilistic.")
+
+    @field_validator("key_leads_minutes")
+    @classmethod
+    def _positive_leads(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(m <= 0 for m in v)):
+            raise ValueError(f"key_leads_minutes must be positive minutes, got {v}")
+        return v
+
+
 DatasetId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
@@ -413,6 +455,9 @@ class Catalog(Strict):
     alerts: list[AlertRule] | None = Field(
         None, description="Alert rules of this dataset alone (beside catalogs/alerts.yaml; a rule of the same "
         "name replaces the file's).")
+    gate: GateConfig = Field(
+        default_factory=GateConfig, description="What the promotion gate requires of a candidate model: references, "
+        "deterministic scores and leads, Brier skill requirements (default: beat every reference the report holds).")
     path: Path | None = Field(None, exclude=True, description="File the catalog was read from (set on load).")
 
     @model_validator(mode="after")
@@ -448,9 +493,10 @@ class Catalog(Strict):
     @cached_property
     def hash(self) -> str:
         """sha256 of the catalog's canonical JSON: changes when any setting of the data changes, not with
-        comments nor with the monitoring and alert settings (they describe how the service is watched, not
-        the data; forecasts and models keep their catalog hash when an alert threshold changes)."""
-        doc = self.model_dump(mode="json", exclude={"path", "monitoring", "alerts"})
+        comments nor with the monitoring, alert and gate settings (they describe how the service is watched
+        and models promoted, not the data; forecasts and models keep their catalog hash when an alert
+        threshold or a gate requirement changes)."""
+        doc = self.model_dump(mode="json", exclude={"path", "monitoring", "alerts", "gate"})
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -464,7 +510,9 @@ def _parse_units(u: str):
 
 __all__ = [
     "Catalog",
+    "GateConfig",
     "Grid",
+    "ProbabilisticRequirement",
     "TimeAxis",
     "Variable",
 ]

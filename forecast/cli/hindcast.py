@@ -36,6 +36,10 @@ def hindcast_cmd(
                                            "HOME/hindcasts/<dataset>-<version>-<start>-<end>)."),
     variable: Optional[str] = typer.Option(None, "--variable", help="Variable (default: the model's)."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap replicates of the paired intervals."),
+    probabilistic: bool = typer.Option(True, "--probabilistic/--no-probabilistic",
+                                       help="Also verify exceedance probabilities (STEPS, local Lagrangian "
+                                            "probability, neighbourhood persistence and probabilistic models) at "
+                                            "the catalog's thresholds of the variable."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Hindcast: as-of inputs, the model and baselines through `forecast predict`'s code path, QC-aware
@@ -53,6 +57,7 @@ def hindcast_cmd(
             # pysteps prints banners on stdout; --json keeps stdout for the one document
             doc = run_hindcast(load_settings(), dataset, model=model, start=t0, end=t1, every=every, baselines=names,
                                scheduler=scheduler, out=out_dir, variable=variable, n_boot=n_boot, progress=tick,
+                               probabilistic=probabilistic,
                                command=command if command and "hindcast" in command else None)
         if not as_json:
             out.print(doc["terminal"], highlight=False, markup=False)

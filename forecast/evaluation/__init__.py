@@ -1,4 +1,4 @@
-"""Hindcast verification: the metric accumulator (`Verifier`) and the report writer."""
+"""Hindcast verification: the metric accumulators (`Verifier`, `ProbabilisticVerifier`) and the report writer."""
 
 from forecast.evaluation.metrics import (
     CONVENTIONS,
@@ -6,10 +6,12 @@ from forecast.evaluation.metrics import (
     categorical_scores,
     fss_counts,
 )
+from forecast.evaluation.probabilistic import ProbabilisticVerifier
 from forecast.evaluation.report import terminal_summary, verdict, write_report
 
 __all__ = [
     "CONVENTIONS",
+    "ProbabilisticVerifier",
     "Verifier",
     "categorical_scores",
     "fss_counts",

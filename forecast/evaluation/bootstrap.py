@@ -18,9 +18,24 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["paired_block_bootstrap"]
+__all__ = ["block_weights", "paired_block_bootstrap"]
 
 Records = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def block_weights(n_init: int, n_boot: int, block: int, seed: int, *, chunk: int = 256):
+    """Yield ``(first replicate, weights (replicates, n_init) int)`` of the moving-block scheme above: per
+    replicate, how often each init (in time order) was drawn. ``default_rng(seed)``; the probabilistic
+    verifier resamples its per-init sums with these weights."""
+    rng = np.random.default_rng(int(seed))
+    blk = min(max(1, int(block)), n_init)
+    n_blocks = math.ceil(n_init / blk)
+    for start in range(0, int(n_boot), chunk):
+        size = min(chunk, int(n_boot) - start)
+        starts = rng.integers(0, n_init - blk + 1, size=(size, n_blocks))
+        idx = (starts[:, :, None] + np.arange(blk)).reshape(size, -1)[:, :n_init]
+        idx += (np.arange(size) * n_init)[:, None]
+        yield start, np.bincount(idx.ravel(), minlength=size * n_init).reshape(size, n_init)
 
 
 def paired_block_bootstrap(a: Records, b: Records, threshold_keys: Sequence[str], *, n_boot: int = 1000,

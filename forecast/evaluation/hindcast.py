@@ -13,6 +13,13 @@ For each init time T of the period:
    one ``valid`` mask shared by every method at that init (usable observations where every method has a
    value), so the methods are compared on the same cells.
 
+When the variable has catalog ``thresholds`` (and ``probabilistic`` is on), the probabilistic baselines
+(`forecast.evaluation.references.probabilistic_baselines`: all of `forecast.nowcast.PROBABILISTIC_BASELINES`
+for precipitation) and every learned method whose nowcaster is a
+`ProbabilisticNowcaster` also forecast exceedance probabilities, verified by a
+`forecast.evaluation.probabilistic.ProbabilisticVerifier` on their own shared mask; the report gains
+``brier``, ``reliability``, ``roc`` (and ``bss``, ``ece``, ``auc``, ``crps``) and ``summary.probabilistic``.
+
 The climatology baseline is fitted on observations strictly before the start (as known at the start),
 within the model's training period when the registry records one: training data only.
 
@@ -43,7 +50,12 @@ from forecast.errors import BadInputError
 from forecast.fileutil import write_json_atomic
 from forecast.quality.run import qc_config
 from forecast.stores import store_for
-from forecast.evaluation.references import PRECIPITATION_THRESHOLDS, default_thresholds, fit_climatology
+from forecast.evaluation.references import (
+    PRECIPITATION_THRESHOLDS,
+    default_thresholds,
+    fit_climatology,
+    probabilistic_baselines,
+)
 from forecast.evaluation.tasks import (
     CONTEXT_LOCK,
     CONTEXTS,
@@ -51,6 +63,7 @@ from forecast.evaluation.tasks import (
     Method,
     Runner,
     example,
+    new_prob_verifier,
     new_verifier,
     one_torch_thread,
 )
@@ -145,6 +158,7 @@ def run_hindcast(
     include_unreviewed_suspect: bool = True,
     batch_size: int | None = None,
     command: str | None = None,
+    probabilistic: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) a hindcast of ``model`` and the baselines; write the report; return its summary.
 
@@ -160,6 +174,8 @@ def run_hindcast(
         thresholds: event thresholds (default `default_thresholds`); ``fss_thresholds`` default to them.
         batch_size: inits per batch (default: 4 per worker thread, at least 8).
         command: the command line to record (default: the equivalent `forecast hindcast` call).
+        probabilistic: verify exceedance probabilities at the catalog's ``thresholds`` of the variable
+            (none named: nothing probabilistic runs); False skips them (``--no-probabilistic``).
 
     Returns:
         ``{"out", "report": {"json", "html", "figures"}, "summary", "verdict", "terminal", "inits":
@@ -169,7 +185,7 @@ def run_hindcast(
         BadInputError: unknown dataset / model / method, bad period, an ``out`` holding a hindcast with
             other arguments, or no init time that could be verified.
     """
-    from forecast.evaluation import Verifier, terminal_summary, verdict, write_report
+    from forecast.evaluation import ProbabilisticVerifier, Verifier, terminal_summary, verdict, write_report
     from forecast.registry.store import ModelRegistry
 
     t_start = time.perf_counter()
@@ -212,6 +228,8 @@ def run_hindcast(
     thr = tuple(float(t) for t in (thresholds if thresholds is not None else default_thresholds(catalog, variable)))
     fthr = tuple(float(t) for t in fss_thresholds) if fss_thresholds is not None else thr
     wins = tuple(int(w) for w in fss_windows)
+    pthr = tuple(float(t) for t in catalog.variables[variable].thresholds) if probabilistic else ()
+    prob_methods = probabilistic_baselines(catalog, variable) if pthr else ()
     inits = list(range(to_epoch(start_dt), to_epoch(end_dt) + 1, every_s))
     out_dir = Path(out) if out is not None else default_out(settings, dataset, model, start_dt, end_dt)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -222,6 +240,7 @@ def run_hindcast(
         "model_sha256": model_info["checkpoint_sha256"], "start": iso(start_dt), "end": iso(end_dt),
         "every_s": every_s, "baselines": list(baselines), "thresholds": list(thr), "fss_thresholds": list(fthr),
         "fss_windows": list(wins), "n_boot": int(n_boot), "include_unreviewed_suspect": bool(include_unreviewed_suspect),
+        "probabilistic_thresholds": list(pthr), "probabilistic_methods": list(prob_methods),
     }
     state: dict[str, Any] | None = None
     if state_path.exists():
@@ -249,7 +268,8 @@ def run_hindcast(
     if state is None:
         clim_info: dict[str, Any] = {}
         state = {"state_version": STATE_VERSION, "run": run_args, "snapshot": snapshot, "production": prod_info,
-                 "verifier": None, "skipped": {}, "fallbacks": {}, "event": None, "climatology": clim_info}
+                 "verifier": None, "prob_verifier": None, "skipped": {}, "fallbacks": {}, "event": None,
+                 "climatology": clim_info}
     climatology = None
     if "climatology" in baselines:
         climatology, clim_info = fit_climatology(settings, catalog, variable, store, snapshot, start_dt,
@@ -268,10 +288,15 @@ def run_hindcast(
     job = Job(settings=settings, dataset=dataset, variable=variable, snapshot=snapshot, methods=tuple(methods),
                n_leads=n_leads, k=k, thresholds=thr, fss_thresholds=fthr, fss_windows=wins,
                include_unreviewed_suspect=include_unreviewed_suspect, climatology=climatology,
-               key=hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest())
+               key=hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest(),
+               prob_thresholds=pthr, prob_methods=tuple(prob_methods))
 
     lead_s = [int(s) for s in np.arange(1, n_leads + 1) * step_s]
     verifier = Verifier.from_state(state["verifier"]) if state["verifier"] else new_verifier(job, lead_s)
+    prob_verifier = None
+    if pthr:
+        prob_verifier = (ProbabilisticVerifier.from_state(state["prob_verifier"]) if state.get("prob_verifier")
+                         else new_prob_verifier(job, lead_s))
     done = {int(np.datetime64(t, "s").astype("int64")) for t in verifier.inits("model")}
     done |= {int(s) for s in state["skipped"]}
     todo = [i for i in inits if i not in done]
@@ -294,6 +319,8 @@ def run_hindcast(
                     state["skipped"][str(r["init"])] = r["skipped"]
                     continue
                 verifier.merge(Verifier.from_state(r["state"]))
+                if prob_verifier is not None and r.get("prob_state"):
+                    prob_verifier.merge(ProbabilisticVerifier.from_state(r["prob_state"]))
                 for name, reason in r["fallbacks"].items():
                     fb = state["fallbacks"].setdefault(name, {"count": 0, "reasons": {}})
                     fb["count"] += 1
@@ -303,6 +330,7 @@ def run_hindcast(
                 if state["event"] is None or (ev[0], -ev[1]) > (state["event"][0], -state["event"][1]):
                     state["event"] = ev
             state["verifier"] = verifier.to_state()
+            state["prob_verifier"] = prob_verifier.to_state() if prob_verifier is not None else None
             write_json_atomic(state_path, state)
             if progress:
                 progress(resumed + min(b0 + batch, len(todo)), len(inits))
@@ -331,9 +359,16 @@ def run_hindcast(
     present = set(verifier.methods)
     summary = verifier.summary(reference="persistence" if "persistence" in present else None,
                                compare=("model",), n_boot=int(n_boot), seed=0)
+    prob_summary = None
+    if prob_verifier is not None and prob_verifier.methods:
+        prob_summary = prob_verifier.summary(
+            reference="steps" if "steps" in prob_verifier.methods else None,
+            compare=("model",) if "model" in prob_verifier.methods else (), n_boot=int(n_boot), seed=0)
+        summary["probabilistic"] = prob_summary
     for name, fb in state["fallbacks"].items():
-        if name in summary["methods"]:
-            fb["share"] = fb["count"] / max(summary["methods"][name]["n_inits"], 1)
+        src = summary["methods"] if name in summary["methods"] else (prob_summary or {}).get("methods", {})
+        if name in src:
+            fb["share"] = fb["count"] / max(src[name]["n_inits"], 1)
     skipped_counts: dict[str, int] = {}
     for reason in state["skipped"].values():
         generic = reason.split(": ", 1)[1] if reason[:4].isdigit() and ": " in reason else reason
@@ -341,13 +376,15 @@ def run_hindcast(
     overlap = {"model": _overlaps(model_info["training_period"], start_dt, last_valid)}
     if prod_info is not None:
         overlap["production"] = _overlaps(prod_info["training_period"], start_dt, last_valid)
-    command = command or _command(dataset, model, start_dt, end_dt, every, baselines, variable, out)
+    command = command or _command(dataset, model, start_dt, end_dt, every, baselines, variable, out, probabilistic)
     provenance = HindcastProvenance(
         dataset=dataset,
         variable=variable,
         model=ModelRef(**model_info),
         production=ModelRef(**prod_info) if prod_info is not None else None,
-        methods={m.name: (f"model {m.version}" if m.version else m.name) for m in methods},
+        methods={**{m.name: (f"model {m.version}" if m.version else m.name) for m in methods},
+                 **{name: f"{name} (probabilistic)" for name in (prob_summary or {}).get("methods", {})
+                    if name not in {m.name for m in methods}}},
         period={"start": iso(start_dt), "end": iso(end_dt), "every_s": every_s, "inits_requested": len(inits),
                 "inits_verified": n_verified, "inits_skipped": len(state["skipped"]),
                 "skipped_reasons": skipped_counts, "last_valid_time": iso(last_valid)},
@@ -365,7 +402,8 @@ def run_hindcast(
         training_overlap=overlap,
         software=software_versions(),
         settings={"thresholds": list(thr), "fss_thresholds": list(fthr), "fss_windows": list(wins),
-                  "n_boot": int(n_boot), "bootstrap_seed": 0, "n_leads": n_leads, "input_slots": k},
+                  "n_boot": int(n_boot), "bootstrap_seed": 0, "n_leads": n_leads, "input_slots": k,
+                  "probabilistic_thresholds": list(pthr), "probabilistic_methods": list(prob_methods)},
     ).to_json()
     paths = write_report(summary, out_dir, provenance=provenance, examples=examples, command=command)
     seconds = time.perf_counter() - t_start
@@ -386,11 +424,13 @@ def run_hindcast(
     }
 
 
-def _command(dataset, model, start, end, every, baselines, variable, out) -> str:
+def _command(dataset, model, start, end, every, baselines, variable, out, probabilistic=True) -> str:
     parts = ["forecast", "hindcast", dataset, "--model", model, "--start", iso(start), "--end", iso(end),
              "--every", str(every), "--baselines", ",".join(baselines)]
     if variable:
         parts += ["--variable", variable]
     if out is not None:
         parts += ["--out", str(out)]
+    if not probabilistic:
+        parts.append("--no-probabilistic")
     return " ".join(parts)

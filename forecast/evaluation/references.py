@@ -18,6 +18,24 @@ log = logging.getLogger(__name__)
 PRECIPITATION_THRESHOLDS = (1.0, 10.0, 30.0, 50.0)
 
 
+def is_precipitation(catalog: Catalog, variable: str) -> bool:
+    """Whether ``variable`` is precipitation-like (by its standard name, long name or id)."""
+    var = catalog.variables[variable]
+    name = f"{var.standard_name} {var.long_name or ''} {variable}".lower()
+    return any(w in name for w in ("precipitation", "rainfall", "rain_rate", "snowfall"))
+
+
+def probabilistic_baselines(catalog: Catalog, variable: str) -> tuple[str, ...]:
+    """The probabilistic baselines a hindcast of ``variable`` runs: all of
+    `forecast.nowcast.PROBABILISTIC_BASELINES` for precipitation-like variables (STEPS and the local
+    Lagrangian probability model rain rates: dB transform, wet threshold), else neighbourhood persistence."""
+    from forecast.nowcast import PROBABILISTIC_BASELINES
+
+    if is_precipitation(catalog, variable):
+        return PROBABILISTIC_BASELINES
+    return tuple(m for m in PROBABILISTIC_BASELINES if m == "neighbourhood_persistence")
+
+
 def default_thresholds(catalog: Catalog, variable: str) -> tuple[float, ...]:
     """The catalog's verification thresholds if it names some, else (1, 10, 30, 50) for precipitation-like
     variables, the 0/10/20/30 degC marks for temperatures in K, otherwise four evenly spaced values inside
@@ -26,8 +44,7 @@ def default_thresholds(catalog: Catalog, variable: str) -> tuple[float, ...]:
     named = getattr(var, "thresholds", None) or getattr(var, "verification_thresholds", None)
     if named:
         return tuple(float(t) for t in named)
-    name = f"{var.standard_name} {var.long_name or ''} {variable}".lower()
-    if any(w in name for w in ("precipitation", "rainfall", "rain_rate", "snowfall")):
+    if is_precipitation(catalog, variable):
         return PRECIPITATION_THRESHOLDS
     if var.units.strip() == "K":
         return (273.15, 283.15, 293.15, 303.15)

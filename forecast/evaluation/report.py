@@ -430,14 +430,26 @@ def write_report(
         ``{"json": path, "html": path, "figures": [paths]}`` (strings).
 
     ``report.json`` holds ``{"report_version", "command", "provenance", "summary", "verdict",
-    "examples": [{"title", "init_time", "lead_time", "methods", "obs_max"}], "figures": [names]}`` with
+    "examples": [{"title", "init_time", "lead_time", "methods", "obs_max"}], "figures": [names]}`` and,
+    when ``summary`` has a ``probabilistic`` block (`ProbabilisticVerifier.summary`), the keys of
+    `forecast.evaluation.report_probabilistic.probabilistic_keys` (``brier``, ``bss``, ``bss_reference``,
+    ``reliability``, ``roc``, ``ece``, ``auc``, ``crps``: method -> threshold -> lead minutes), with
     sorted keys and NaN as null, so identical input gives identical bytes. The HTML embeds every figure
     (base64) and the figures are also written beside it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from forecast.evaluation.report_probabilistic import (
+        probabilistic_figures,
+        probabilistic_keys,
+        probabilistic_tables,
+    )
+
     examples = list(examples or [])
+    prob = summary.get("probabilistic")
     figures = _figures(summary, examples)
+    if prob:
+        figures += probabilistic_figures(prob, _png, _colours)
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     fig_paths = []
@@ -468,6 +480,7 @@ def write_report(
             "verdict": line,
             "examples": example_meta,
             "figures": [f"figures/{name}" for name, _, _ in figures],
+            **probabilistic_keys(prob),
         }
     )
     json_path = out / "report.json"
@@ -482,6 +495,7 @@ def write_report(
                  for name, caption, png in figures],
         leads=[_lead_label(x) for x in summary.get("lead_time_s", [])],
         score_tables=_score_tables(summary),
+        prob_tables=probabilistic_tables(prob),
         conventions=[(k, str(v)) for k, v in sorted((summary.get("conventions") or {}).items())],
     )
     html_path = out / "report.html"

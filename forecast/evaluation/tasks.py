@@ -1,7 +1,8 @@
 """The work of one hindcast init, as a task that travels to threads or dask.distributed workers: read the
 inputs as known at the init, forecast with every method through `Forecaster.produce` (the code path of
 `forecast predict`), verify against the latest QC-usable observations on one shared mask, and return a
-small mergeable `Verifier` state. `Runner` maps batches of inits onto threads or a cluster.
+small mergeable `Verifier` state (and, when the job has exceedance thresholds, a `ProbabilisticVerifier`
+state of the probabilistic methods). `Runner` maps batches of inits onto threads or a cluster.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class Job:
     include_unreviewed_suspect: bool
     climatology: Any = None
     key: str = ""
+    #: exceedance thresholds of the probabilistic verification (empty: none)
+    prob_thresholds: tuple[float, ...] = ()
+    #: probabilistic baselines (registry names); learned methods join when their nowcaster is probabilistic
+    prob_methods: tuple[str, ...] = ()
 
 
 class Context:
@@ -103,6 +108,60 @@ def new_verifier(job: Job, lead_s: Sequence[int]):
                     job.fss_windows, job.fss_thresholds)
 
 
+def new_prob_verifier(job: Job, lead_s: Sequence[int]):
+    from forecast.evaluation.probabilistic import ProbabilisticVerifier
+
+    return ProbabilisticVerifier(np.asarray(lead_s, dtype="int64").astype("timedelta64[s]"), job.prob_thresholds)
+
+
+def probabilities(job: Job, inputs, init_s: int, produced: dict[str, Any]) -> tuple[dict[str, tuple], dict[str, str]]:
+    """Every probabilistic method's ``(probabilities (threshold, lead, y, x), members or None)`` at one init,
+    and the fallback reasons. The inputs and QC mask are those `Forecaster.produce` gives the methods.
+    A learned method joins when its nowcaster is a `ProbabilisticNowcaster` and it did not fall back."""
+    from forecast.nowcast import ProbabilisticNowcaster, get_method
+    from forecast.nowcast.exceedance import binary_probabilities
+    from forecast.nowcast.forecaster import input_quality
+    from forecast.nowcast.steps import probabilities_from_ensemble
+
+    ctx = context(job)
+    v = job.variable
+    init64 = np.datetime64(init_s, "s").astype("datetime64[ns]")
+    ds = inputs.sel(time=slice(None, init64)).isel(time=slice(-job.k, None))
+    da = ds[v]
+    usable = input_quality(ds, v)[1]
+    mask = da.copy(data=usable)
+    step = np.timedelta64(ctx.step_s, "s")
+    thr = np.asarray(job.prob_thresholds, dtype=np.float64)
+    kw = dict(n_leads=job.n_leads, step=step, mask=mask)
+    out: dict[str, tuple] = {}
+    fallbacks: dict[str, str] = {}
+    for m in job.methods:
+        if m.version is None:
+            continue
+        p = produced.get(m.name)
+        nowcaster = getattr(ctx.forecasters[m.name], "_nowcaster", None)  # loaded by produce
+        if p is None or not isinstance(nowcaster, ProbabilisticNowcaster):
+            continue
+        if p.fallback:  # the deterministic fallback, as 0/1 probabilities
+            out[m.name] = (binary_probabilities(np.asarray(p.forecast[v].values), thr), None)
+            continue
+        prob = nowcaster.predict_probabilities(da, thresholds=thr, **kw)
+        out[m.name] = (np.asarray(prob.transpose("threshold", "lead_time", "y", "x").values), None)
+    for name in job.prob_methods:
+        nowcaster = get_method(name)
+        if hasattr(nowcaster, "predict_ensemble"):
+            ens = nowcaster.predict_ensemble(da, **kw)
+            prob = probabilities_from_ensemble(ens, thr, da, mask)
+            members = None if ens.attrs.get("fallback") else np.asarray(ens.values)
+        else:
+            prob = nowcaster.predict_probabilities(da, thresholds=thr, **kw)
+            members = None
+        out[name] = (np.asarray(prob.values), members)
+        if prob.attrs.get("fallback"):
+            fallbacks[name] = str(prob.attrs["fallback"])
+    return out, fallbacks
+
+
 def forecasts(job: Job, init_s: int) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Inputs as of the init, every method's `Produced`, and the verifying observations (latest)."""
     from forecast.nowcast.predict import read_inputs
@@ -136,7 +195,7 @@ def verify_init(job: Job, init_s: int) -> dict[str, Any]:
     """Verify every method at one init; a small JSON-able result (a partial Verifier state)."""
     t0 = time.perf_counter()
     try:
-        _, produced, obs = forecasts(job, init_s)
+        inputs, produced, obs = forecasts(job, init_s)
     except BadInputError as e:  # nothing to forecast from at this init: skipped, said why
         return {"init": init_s, "skipped": str(e), "seconds": time.perf_counter() - t0}
     values, usable = verifying(job, obs)
@@ -156,10 +215,24 @@ def verify_init(job: Job, init_s: int) -> dict[str, Any]:
         ver.add(np.datetime64(init_s, "s"), name, f, values, valid)
     peak = np.where(valid, values, -np.inf).reshape(job.n_leads, -1).max(axis=1)
     lead = int(np.argmax(peak))
+    fallbacks = {name: p.fallback["reason"] for name, p in produced.items() if p.fallback}
+    prob_state = None
+    if job.prob_thresholds:
+        probs, prob_fallbacks = probabilities(job, inputs, init_s, produced)
+        fallbacks.update(prob_fallbacks)
+        # one mask for the probabilistic methods too: usable observations where every one has a value
+        pvalid = usable.copy()
+        for p, _ in probs.values():
+            pvalid &= np.isfinite(p).all(axis=0)
+        pver = new_prob_verifier(job, lead_s)
+        for name, (p, members) in probs.items():
+            pver.add(np.datetime64(init_s, "s"), name, p, values, pvalid, members=members)
+        prob_state = pver.to_state()
     return {
         "init": init_s,
         "state": ver.to_state(),
-        "fallbacks": {name: p.fallback["reason"] for name, p in produced.items() if p.fallback},
+        "prob_state": prob_state,
+        "fallbacks": fallbacks,
         "event": [float(peak[lead]), init_s, lead],
         "seconds": time.perf_counter() - t0,
     }

@@ -1,5 +1,6 @@
 """Nowcasting methods: the baselines every forecast is compared against (persistence, climatology,
-extrapolation, S-PROG), one module each, behind one registry.
+extrapolation, S-PROG) and the probabilistic ones (STEPS, local Lagrangian probability, neighbourhood
+persistence), one module each, behind one registry.
 
 One registry in the style of pysteps: ``get_method(name, **options)`` returns a fresh `Nowcaster`.
 Every method takes the k most recent observation slots up to the init time and returns a deterministic
@@ -25,20 +26,30 @@ from forecast.errors import BadInputError
 from forecast.nowcast.base import NotFittedError, Nowcaster, ProbabilisticNowcaster
 from forecast.nowcast.climatology import Climatology
 from forecast.nowcast.lagrangian import Extrapolation
+from forecast.nowcast.local_probability import LocalProbability
+from forecast.nowcast.neighbourhood import NeighbourhoodPersistence
 from forecast.nowcast.persistence import Persistence
 from forecast.nowcast.sprog import SProg
+from forecast.nowcast.steps import Steps
 
-__all__ = ["BASELINES", "Climatology", "Extrapolation", "NotFittedError", "Nowcaster", "Persistence",
-           "ProbabilisticNowcaster", "SProg", "available_methods", "get_method"]
+__all__ = ["BASELINES", "PROBABILISTIC_BASELINES", "Climatology", "Extrapolation", "LocalProbability",
+           "NeighbourhoodPersistence", "NotFittedError", "Nowcaster", "Persistence", "ProbabilisticNowcaster",
+           "SProg", "Steps", "available_methods", "get_method"]
 
 _METHODS: dict[str, type] = {
     "persistence": Persistence,
     "climatology": Climatology,
     "extrapolation": Extrapolation,
     "sprog": SProg,
+    "steps": Steps,
+    "local_probability": LocalProbability,
+    "neighbourhood_persistence": NeighbourhoodPersistence,
 }
 #: the baseline methods, in the order reports list them
 BASELINES = ("persistence", "extrapolation", "sprog", "climatology")
+#: the probabilistic baselines (`ProbabilisticNowcaster`s), run by the hindcast beside `BASELINES` when the
+#: variable has catalog thresholds; kept apart because a STEPS ensemble costs far more than the rest
+PROBABILISTIC_BASELINES = ("steps", "local_probability", "neighbourhood_persistence")
 
 
 def available_methods() -> tuple[str, ...]:

@@ -366,3 +366,76 @@ def test_distributed_scheduler_gives_the_same_numbers(st, world, tmp_path, no_fi
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
         remote = run_hindcast(st, "radar_precip", out=tmp_path / "remote", scheduler=cluster.scheduler_address, **kw)
     assert remote["summary"] == local["summary"]
+
+
+# --------------------------------------------------------------------------------------------------
+# probabilistic verification (the catalog names thresholds 0.1, 1, 5, 10, 30 mm/h)
+
+
+def test_probabilistic_methods_are_verified_and_resume(st, world, tmp_path, no_figures):
+    from forecast.evaluation.hindcast import run_hindcast
+    from forecast.nowcast import PROBABILISTIC_BASELINES
+
+    kw = dict(model="v1", start=_at("10:00"), end=_at("10:30"), every="10min", baselines=("persistence",),
+              scheduler="sync", n_boot=50, batch_size=2)
+    whole = run_hindcast(st, "radar_precip", out=tmp_path / "whole", **kw)
+    prob = whole["summary"]["probabilistic"]
+    # the learned model is not (yet) a ProbabilisticNowcaster: only the baselines are verified
+    assert set(prob["methods"]) == set(PROBABILISTIC_BASELINES)
+    assert prob["thresholds"] == [0.1, 1.0, 5.0, 10.0, 30.0] and prob["reference"] == "steps"
+    for m, s in prob["methods"].items():
+        assert s["n_inits"] == 4 and s["n"][0] > 0
+        assert 0 <= s["thresholds"]["1"]["brier"][0] <= 1
+    assert prob["methods"]["steps"]["crps"][0] > 0 and prob["methods"]["local_probability"]["crps"] is None
+    # on rain advected one cell per step, the motion-aware probabilities beat neighbourhood persistence
+    bss = {m: prob["methods"][m]["thresholds"]["1"]["bss"][0] for m in prob["methods"]}
+    assert bss["local_probability"] > bss["neighbourhood_persistence"]
+    doc = json.loads((tmp_path / "whole" / "report.json").read_text())
+    assert doc["brier"]["steps"]["5"]["5"] == prob["methods"]["steps"]["thresholds"]["5"]["brier"][0]
+    assert set(doc["reliability"]["local_probability"]["0.1"]) == {"5", "10", "15"}
+    assert doc["roc"]["neighbourhood_persistence"]["30"]["15"]["cutoffs"][:2] == [0.0, 0.05]
+    assert doc["provenance"]["settings"]["probabilistic_methods"] == list(PROBABILISTIC_BASELINES)
+    assert "steps" in doc["provenance"]["methods"]
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first_batch(done, total):
+        if done >= 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_hindcast(st, "radar_precip", out=tmp_path / "cut", progress=stop_after_first_batch, **kw)
+    state = json.loads((tmp_path / "cut" / "state.json").read_text())
+    assert len(state["prob_verifier"]["methods"]["steps"]["per_init"]["init_time"]) == 2
+    resumed = run_hindcast(st, "radar_precip", out=tmp_path / "cut", **kw)
+    assert resumed["inits"]["resumed"] == 2 and resumed["summary"] == whole["summary"]
+    # switching probabilistic verification off is another set of arguments: not resumed into
+    with pytest.raises(BadInputError, match="other arguments.*probabilistic"):
+        run_hindcast(st, "radar_precip", out=tmp_path / "cut", probabilistic=False, **kw)
+
+
+def test_no_probabilistic_flag_skips_them(st, world, no_figures, tmp_path):
+    doc = _cli("hindcast", "radar_precip", "--model", "v1", "--start", "2026-07-15T10:00Z", "--end",
+               "2026-07-15T10:10Z", "--every", "10min", "--baselines", "persistence", "--n-boot", "20",
+               "--no-probabilistic", "--out", str(tmp_path / "h"))
+    assert "probabilistic" not in doc["summary"]
+    report = json.loads((tmp_path / "h" / "report.json").read_text())
+    assert "brier" not in report and report["provenance"]["settings"]["probabilistic_methods"] == []
+
+
+def test_probabilistic_baselines_by_variable():
+    from forecast.evaluation.references import probabilistic_baselines
+    from forecast.nowcast import PROBABILISTIC_BASELINES
+
+    cat = parse_catalog(small_doc("radar_precip"), "x.yaml")
+    assert probabilistic_baselines(cat, P) == PROBABILISTIC_BASELINES
+    doc = small_doc("radar_precip")
+    var = doc["variables"][P]
+    var.update(standard_name="air_temperature", long_name="Air temperature", units="K", accepted_units=["K"],
+               physical_range=[180.0, 340.0], thresholds=[273.15, 303.15])
+    var.pop("climatological_record", None)
+    doc["variables"] = {"t2m": var}
+    doc.pop("qc", None)
+    cat = parse_catalog(doc, "x.yaml")
+    assert probabilistic_baselines(cat, "t2m") == ("neighbourhood_persistence",)

@@ -108,3 +108,56 @@ def test_verdict_and_report_without_comparison(hindcast, tmp_path):
     assert "model vs sprog" in verdict(summary)
     out = write_report(bare, tmp_path, provenance={})
     assert json.loads(open(out["json"]).read())["examples"] == []
+
+
+# --- the probabilistic part -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prob_summary():
+    from forecast.evaluation.probabilistic import ProbabilisticVerifier
+
+    rng = np.random.default_rng(1)
+    pv = ProbabilisticVerifier(LEADS[:3], [0.5, 5.0])
+    for i in range(6):
+        obs = rng.gamma(0.7, 2.5, (3, 16, 16))
+        valid = np.ones(obs.shape, bool)
+        ens = np.clip(obs[None] + rng.normal(0, 1.5, (4, *obs.shape)), 0, None)
+        for m, p in {"steps": (ens[None] >= np.array([0.5, 5.0])[:, None, None, None, None]).mean(axis=1),
+                     "blurry": np.full((2, *obs.shape), 0.3)}.items():
+            pv.add(T0 + i * np.timedelta64(30, "m"), m, p, obs, valid, members=ens if m == "steps" else None)
+    return pv.summary(reference="steps")
+
+
+def test_report_carries_probabilistic_keys_tables_and_figures(hindcast, prob_summary, tmp_path):
+    summary, example = hindcast
+    paths = write_report({**summary, "probabilistic": prob_summary}, tmp_path, provenance=PROVENANCE,
+                         examples=[example])
+    doc = json.loads((tmp_path / "report.json").read_text())
+    s = prob_summary["methods"]
+    # method -> threshold -> lead minutes, the same numbers as summary.probabilistic
+    assert set(doc["brier"]) == {"steps", "blurry"} and set(doc["brier"]["steps"]) == {"0.5", "5"}
+    assert doc["brier"]["steps"]["5"]["10"] == s["steps"]["thresholds"]["5"]["brier"][1]
+    assert doc["bss"]["blurry"]["0.5"]["15"] == s["blurry"]["thresholds"]["0.5"]["bss"][2]
+    assert doc["bss_reference"]["reference"] == "steps"
+    assert doc["bss_reference"]["scores"]["steps"]["0.5"]["5"] == 0.0
+    rel = doc["reliability"]["blurry"]["0.5"]["5"]
+    assert rel["n"][3] == 16 * 16 * 6 and sum(rel["n"]) == rel["n"][3]  # every p = 0.3 is in bin [0.3, 0.4)
+    assert rel["ece"] == pytest.approx(abs(rel["obs_freq"][3] - 0.3))
+    roc = doc["roc"]["steps"]["5"]["5"]
+    assert roc["pod"][0] == 1.0 and roc["pod"][-1] == 0.0 and roc["auc"] == doc["auc"]["steps"]["5"]["5"] > 0.5
+    assert doc["auc"]["blurry"]["5"]["5"] == pytest.approx(0.5)  # a constant forecast has no discrimination
+    assert set(doc["crps"]) == {"steps"} and doc["crps"]["steps"]["5"] == s["steps"]["crps"][0]
+    assert doc["summary"]["probabilistic"]["methods"].keys() == s.keys()
+    names = {p.split("/")[-1] for p in paths["figures"]}
+    assert {"brier_skill_lead.png", "reliability.png", "roc.png"} <= names
+    html = (tmp_path / "report.html").read_text()
+    assert "Probabilistic scores by lead time" in html and "BSS vs steps &gt;= 5" in html and "CRPS (fair)" in html
+
+
+def test_report_without_probabilistic_block_has_no_probabilistic_keys(hindcast, tmp_path):
+    summary, _ = hindcast
+    write_report(summary, tmp_path, provenance=PROVENANCE)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert not {"brier", "reliability", "roc", "crps"} & set(doc)
+    assert "Probabilistic scores" not in (tmp_path / "report.html").read_text()

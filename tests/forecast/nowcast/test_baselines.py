@@ -70,7 +70,8 @@ def rmse(a: np.ndarray, b: np.ndarray, ok: np.ndarray) -> float:
 
 
 def test_available_methods():
-    assert available_methods() == ALL
+    # the probabilistic baselines are tested in test_probabilistic_baselines.py
+    assert available_methods() == tuple(sorted((*ALL, "local_probability", "neighbourhood_persistence", "steps")))
 
 
 @pytest.mark.parametrize("name", [*ALL, "SProg", "PERSISTENCE"])
@@ -81,10 +82,10 @@ def test_registry_returns_a_fresh_nowcaster(name):
     assert get_method(name) is not m
 
 
-@pytest.mark.parametrize("name", ["", "lk", "steps", "persistance", None, 3])
+@pytest.mark.parametrize("name", ["", "lk", "stepz", "persistance", None, 3])
 def test_registry_rejects_unknown_names_listing_the_available_ones(name):
     with pytest.raises(ValueError, match=r"unknown nowcasting method .*available: climatology, extrapolation, "
-                                         r"persistence, sprog"):
+                                         r"local_probability, neighbourhood_persistence, persistence, sprog, steps"):
         get_method(name)
 
 
