@@ -72,7 +72,8 @@ def main() -> int:
         hc_start = start + timedelta(hours=TRAIN_HOURS) + 5 * step
         hc_end = end - 12 * step
         _log(settings, f"hindcast of {doc['version']} over {iso(hc_start)} .. {iso(hc_end)} every 10 min against "
-             "persistence, extrapolation, S-PROG and climatology")
+             "persistence, extrapolation, S-PROG and climatology, and its exceedance probabilities (if any) "
+             "against STEPS, local Lagrangian probability and neighbourhood persistence")
         hc = run_hindcast(settings, DATASET, model=doc["version"], start=hc_start, end=hc_end, every="10min")
         _log(settings, f"{hc['inits']['verified']} inits in {hc['seconds']:.0f} s: {hc['verdict']}")
         with ModelRegistry(settings.db_url, settings.models_dir) as reg:
