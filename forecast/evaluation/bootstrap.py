@@ -18,9 +18,26 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["block_weights", "paired_block_bootstrap"]
+from forecast.errors import BadInputError
+
+__all__ = ["block_weights", "check_bootstrap_args", "paired_block_bootstrap"]
 
 Records = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def check_bootstrap_args(known: Sequence[str], method: str, reference: str, *, n_boot: int, block: int | None,
+                         confidence: float) -> None:
+    """The arguments every bootstrap takes, checked: both methods known, ``n_boot`` and ``block`` at least 1,
+    ``confidence`` inside (0, 1); else a BadInputError naming the argument."""
+    for name, value in (("method", method), ("reference", reference)):
+        if value not in known:
+            raise BadInputError(f"{name} {value!r} has no data; known methods: {', '.join(known) or 'none'}")
+    if int(n_boot) < 1:
+        raise BadInputError(f"n_boot must be at least 1, got {n_boot}")
+    if block is not None and int(block) < 1:
+        raise BadInputError(f"block must be a positive number of inits, got {block}")
+    if not 0 < confidence < 1:
+        raise BadInputError(f"confidence must lie between 0 and 1, got {confidence}")
 
 
 def block_weights(n_init: int, n_boot: int, block: int, seed: int, *, chunk: int = 256):

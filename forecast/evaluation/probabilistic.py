@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from forecast.errors import BadInputError
-from forecast.evaluation.bootstrap import block_weights
+from forecast.evaluation.bootstrap import block_weights, check_bootstrap_args
 from forecast.evaluation.metrics import _check_leads, _check_thresholds, _from_fixed, _init_seconds, _key, _to_fixed
 from forecast.serialize import jsonable
 from forecast.timeutil import iso as _iso
@@ -399,15 +399,7 @@ class ProbabilisticVerifier:
         Raises:
             BadInputError: an unknown method, ``n_boot < 1``, ``block < 1`` or a confidence outside (0, 1).
         """
-        for name, value in (("method", method), ("reference", reference)):
-            if value not in self._acc:
-                raise BadInputError(f"{name} {value!r} has no data; known methods: {', '.join(self.methods) or 'none'}")
-        if int(n_boot) < 1:
-            raise BadInputError(f"n_boot must be at least 1, got {n_boot}")
-        if block is not None and int(block) < 1:
-            raise BadInputError(f"block must be a positive number of inits, got {block}")
-        if not 0 < confidence < 1:
-            raise BadInputError(f"confidence must lie between 0 and 1, got {confidence}")
+        check_bootstrap_args(self.methods, method, reference, n_boot=n_boot, block=block, confidence=confidence)
         a, b = self._acc[method], self._acc[reference]
         common = sorted(set(a.records) & set(b.records))
         n_thr, n_lead = len(self.thresholds), len(self.lead_times)
