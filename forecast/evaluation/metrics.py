@@ -68,14 +68,25 @@ sorted by init time, so the result does not depend on the order of `add` and `me
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from forecast.errors import BadInputError
+from forecast.evaluation.accumulate import (
+    FIXED_BITS,
+    FIXED_ONE,
+    MethodSums,
+    check_leads,
+    check_thresholds,
+    check_windows,
+    from_fixed,
+    init_seconds,
+    score_key,
+    to_fixed,
+)
 from forecast.evaluation.bootstrap import check_bootstrap_args, paired_block_bootstrap
 from forecast.evaluation.scores import categorical_scores, fss_counts, safe_div
 from forecast.serialize import jsonable
@@ -106,51 +117,9 @@ CONVENTIONS: dict[str, str] = {
     "lead and csi per lead and threshold; numpy default_rng(seed)",
 }
 
-# Floats are accumulated as exact integers in units of 2**-1074 (the smallest float64 step), so the
-# total is independent of the order in which inits arrive; converted back with one correct rounding.
-_FIXED_BITS = 1074
-_FIXED_ONE = 1 << _FIXED_BITS
 # Per-init float sums, in this order (index into _MethodAcc.sums).
 _SUM_NAMES = ("f", "o", "ff", "oo", "fo", "ae", "se")
 _SF, _SO, _SFF, _SOO, _SFO, _SAE, _SSE = range(len(_SUM_NAMES))
-
-
-def _to_fixed(x: float) -> int:
-    if not math.isfinite(x):
-        raise BadInputError(f"a forecast or observation sum is not finite ({x}); values are too large to verify")
-    num, den = float(x).as_integer_ratio()
-    return num << (_FIXED_BITS - (den.bit_length() - 1))
-
-
-def _from_fixed(n: int, scale_bits: int = _FIXED_BITS) -> float:
-    return n / (1 << scale_bits)  # int / int is correctly rounded in Python
-
-
-def _key(value: float) -> str:
-    """JSON key of a threshold or window: the shortest exact decimal ("1", "0.5", "10")."""
-    return np.format_float_positional(float(value), trim="-")
-
-
-def _init_seconds(init_time: Any) -> int:
-    """Epoch seconds (UTC) of an init time given as np.datetime64, datetime (naive = UTC) or ISO string."""
-    try:
-        if isinstance(init_time, _dt.datetime):
-            if init_time.tzinfo is not None:
-                init_time = init_time.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-            value = np.datetime64(init_time, "s")
-        elif isinstance(init_time, str):
-            value = np.datetime64(init_time.removesuffix("Z").removesuffix("+00:00"), "s")
-        else:
-            value = np.datetime64(init_time, "s")
-    except (TypeError, ValueError) as exc:
-        raise BadInputError(f"init_time {init_time!r} is not a time; pass a numpy datetime64") from exc
-    if np.isnat(value):
-        raise BadInputError("init_time is NaT; pass a real time")
-    return int(value.astype("int64"))
-
-
-def _nan_to_none(values: Iterable[float]) -> list[float | None]:
-    return [None if (v is None or not math.isfinite(v)) else float(v) for v in values]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,7 +135,7 @@ class _MethodAcc:
     def __init__(self, n_lead: int, n_thr: int, n_fss_thr: int, n_win: int):
         self.cells = np.zeros(n_lead, np.int64)  # grid cells offered per lead (valid or not)
         self.n = np.zeros(n_lead, np.int64)  # valid cells per lead
-        self.sums = [[0] * n_lead for _ in _SUM_NAMES]  # fixed-point ints, see _to_fixed
+        self.sums = [[0] * n_lead for _ in _SUM_NAMES]  # fixed-point ints, see to_fixed
         self.ctab = np.zeros((n_lead, n_thr, 4), np.int64)  # hits, misses, false alarms, correct negatives
         self.fss_num = np.zeros((n_lead, n_fss_thr, n_win), np.int64)
         self.fss_den = np.zeros((n_lead, n_fss_thr, n_win), np.int64)
@@ -185,7 +154,7 @@ class _MethodAcc:
         self.records.update(other.records)
 
 
-class Verifier:
+class Verifier(MethodSums[_MethodAcc]):
     """Accumulates verification sums per method over init times; see the module docstring for formulas.
 
     Args:
@@ -211,26 +180,15 @@ class Verifier:
         fss_windows: Sequence[int],
         fss_thresholds: Sequence[float] | None = None,
     ):
-        self.lead_times = _check_leads(lead_times)
-        self.thresholds = _check_thresholds(thresholds, "thresholds")
+        self.lead_times = check_leads(lead_times)
+        self.thresholds = check_thresholds(thresholds, "thresholds")
         self.fss_thresholds = (
-            self.thresholds if fss_thresholds is None else _check_thresholds(fss_thresholds, "fss_thresholds")
+            self.thresholds if fss_thresholds is None else check_thresholds(fss_thresholds, "fss_thresholds")
         )
-        self.fss_windows = _check_windows(fss_windows)
-        self.grid_shape: tuple[int, int] | None = None
-        self._acc: dict[str, _MethodAcc] = {}
+        self.fss_windows = check_windows(fss_windows)
+        super().__init__()
 
     # ---------------------------------------------------------------- adding data
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        """Names of the methods added so far, sorted."""
-        return tuple(sorted(self._acc))
-
-    def inits(self, method: str) -> np.ndarray:
-        """Init times (``datetime64[s]``, sorted) already added for ``method`` (empty if none): resume from here."""
-        acc = self._acc.get(method)
-        return np.array(sorted(acc.records) if acc else [], dtype="int64").astype("datetime64[s]")
 
     def add(self, init_time: Any, method: str, fcst: Any, obs: Any, valid: Any) -> None:
         """Add one forecast of ``method`` made at ``init_time``.
@@ -246,9 +204,7 @@ class Verifier:
             BadInputError: shapes differ or do not match the lead times or earlier grids, ``valid`` is not
                 boolean, the method is unnamed, or this (init, method) was added before.
         """
-        if not isinstance(method, str) or not method:
-            raise BadInputError(f"method must be a non-empty string, got {method!r}")
-        init = _init_seconds(init_time)
+        init = self._check_new(method, init_time)
         f = np.asarray(fcst)
         o = np.asarray(obs)
         v = np.asarray(valid)
@@ -266,16 +222,7 @@ class Verifier:
             raise BadInputError(f"fcst and obs must be numeric, got dtypes {f.dtype} and {o.dtype}")
         if self.grid_shape is not None and f.shape[1:] != self.grid_shape:
             raise BadInputError(f"fcst grid {f.shape[1:]} differs from the grid added before {self.grid_shape}")
-        acc = self._acc.get(method)
-        if acc is not None and init in acc.records:
-            raise BadInputError(f"init_time {_iso(init)} was already added for method {method!r}")
-
-        part = self._reduce(init, f, o, v)
-        self.grid_shape = f.shape[1:]
-        if acc is None:
-            self._acc[method] = part
-        else:
-            acc.absorb(part)
+        self._keep(method, self._reduce(init, f, o, v), f.shape[1:])
 
     def _reduce(self, init: int, f: np.ndarray, o: np.ndarray, v: np.ndarray) -> _MethodAcc:
         n_lead, ny, nx = f.shape
@@ -317,7 +264,7 @@ class Verifier:
                 part.fss_num[:, k], part.fss_den[:, k] = fss_counts(fe, oe, v, self.fss_windows)
         part.cells[:] = ny * nx
         part.n[:] = n
-        part.sums = [[_to_fixed(x) for x in row] for row in sums.tolist()]
+        part.sums = [[to_fixed(x) for x in row] for row in sums.tolist()]
         part.ctab = ctab
         part.records[init] = (n, sums[_SSE].copy(), ctab[..., :3].copy())
         return part
@@ -342,29 +289,8 @@ class Verifier:
             BadInputError: the two differ in lead times, thresholds, windows or grid, or share an
                 (init, method) pair.
         """
-        if not isinstance(other, Verifier):
-            raise BadInputError(f"other must be a Verifier, got {type(other).__name__}")
-        mine, theirs = self._config(), other._config()
-        for key in mine:
-            if mine[key] != theirs[key]:
-                raise BadInputError(f"cannot merge Verifiers with different {key}: {mine[key]} and {theirs[key]}")
-        if self.grid_shape and other.grid_shape and self.grid_shape != other.grid_shape:
-            raise BadInputError(f"cannot merge Verifiers on different grids: {self.grid_shape} and {other.grid_shape}")
-        for method, acc in other._acc.items():
-            if method in self._acc:
-                both = set(self._acc[method].records) & set(acc.records)
-                if both:
-                    raise BadInputError(
-                        f"cannot merge: init_time {_iso(min(both))} of method {method!r} is in both Verifiers"
-                    )
-        for method, acc in other._acc.items():
-            if method in self._acc:
-                self._acc[method].absorb(acc)
-            else:
-                copy = _MethodAcc(*acc.ctab.shape[:2], *acc.fss_num.shape[1:])
-                copy.absorb(acc)
-                self._acc[method] = copy
-        self.grid_shape = self.grid_shape or other.grid_shape
+        self._check_merge(other)
+        self._absorb_all(other, lambda acc: _MethodAcc(*acc.ctab.shape[:2], *acc.fss_num.shape[1:]))
         return self
 
     def to_state(self) -> dict:
@@ -423,7 +349,7 @@ class Verifier:
                 acc.fss_den[:] = np.array(m["fss_den"], dtype=np.int64).reshape(acc.fss_den.shape)
                 per = m["per_init"]
                 for t, n, sse, hmf in zip(per["init_time"], per["n"], per["sse"], per["hits_misses_false_alarms"]):
-                    acc.records[_init_seconds(t)] = (
+                    acc.records[init_seconds(t)] = (
                         np.array(n, dtype=np.int64),
                         np.array(sse, dtype=np.float64),
                         np.array(hmf, dtype=np.int64).reshape(shape[0], shape[1], 3),
@@ -441,22 +367,22 @@ class Verifier:
         """Scores of one method, floats with NaN (converted to None by `summary`)."""
         n_lead = len(self.lead_times)
         cont: dict[str, list[float]] = {k: [] for k in ("rmse", "mae", "bias", "correlation", "fcst_mean", "obs_mean")}
-        two_k = 2 * _FIXED_BITS
+        two_k = 2 * FIXED_BITS
         for i in range(n_lead):
             n = int(acc.n[i])
             sf, so, sff, soo, sfo, sae, sse = (acc.sums[s][i] for s in range(len(_SUM_NAMES)))
-            cont["rmse"].append(math.sqrt(_from_fixed(sse) / n) if n else math.nan)
-            cont["mae"].append(_from_fixed(sae) / n if n else math.nan)
-            cont["bias"].append(_from_fixed(sf - so) / n if n else math.nan)
-            cont["fcst_mean"].append(_from_fixed(sf) / n if n else math.nan)
-            cont["obs_mean"].append(_from_fixed(so) / n if n else math.nan)
+            cont["rmse"].append(math.sqrt(from_fixed(sse) / n) if n else math.nan)
+            cont["mae"].append(from_fixed(sae) / n if n else math.nan)
+            cont["bias"].append(from_fixed(sf - so) / n if n else math.nan)
+            cont["fcst_mean"].append(from_fixed(sf) / n if n else math.nan)
+            cont["obs_mean"].append(from_fixed(so) / n if n else math.nan)
             # exact integer numerator and variances (units 2**-2148) before the one rounding
-            cov = n * sfo * _FIXED_ONE - sf * so
-            var_f = n * sff * _FIXED_ONE - sf * sf
-            var_o = n * soo * _FIXED_ONE - so * so
+            cov = n * sfo * FIXED_ONE - sf * so
+            var_f = n * sff * FIXED_ONE - sf * sf
+            var_o = n * soo * FIXED_ONE - so * so
             if n and var_f > 0 and var_o > 0:
-                sd_f, sd_o = math.sqrt(_from_fixed(var_f, two_k)), math.sqrt(_from_fixed(var_o, two_k))
-                r = _from_fixed(cov, two_k) / (sd_f * sd_o)
+                sd_f, sd_o = math.sqrt(from_fixed(var_f, two_k)), math.sqrt(from_fixed(var_o, two_k))
+                r = from_fixed(cov, two_k) / (sd_f * sd_o)
                 cont["correlation"].append(max(-1.0, min(1.0, r)))
             else:
                 cont["correlation"].append(math.nan)
@@ -475,12 +401,12 @@ class Verifier:
             per_lead = [categorical_scores(*acc.ctab[i, k]) for i in range(n_lead)]
             for name in ("pod", "far", "csi", "ets", "frequency_bias", "base_rate"):
                 block[name] = [s[name] for s in per_lead]
-            cat[_key(t)] = block
+            cat[score_key(t)] = block
 
         fss = {}
         for k, t in enumerate(self.fss_thresholds):
-            fss[_key(t)] = {
-                _key(w): [
+            fss[score_key(t)] = {
+                score_key(w): [
                     1.0 - safe_div(float(acc.fss_num[i, k, j]), float(acc.fss_den[i, k, j])) for i in range(n_lead)
                 ]
                 for j, w in enumerate(self.fss_windows)
@@ -547,7 +473,7 @@ class Verifier:
             recs = [acc.records[i] for i in common]
             return tuple(np.stack([r[j] for r in recs]) for j in range(3))  # type: ignore[return-value]
 
-        out = paired_block_bootstrap(stack(a), stack(b), [_key(t) for t in self.thresholds], n_boot=n_boot,
+        out = paired_block_bootstrap(stack(a), stack(b), [score_key(t) for t in self.thresholds], n_boot=n_boot,
                                      block=block, seed=seed, confidence=confidence)
         return out
 
@@ -611,61 +537,3 @@ class Verifier:
             "bootstrap": boot,
         }
         return jsonable(result)
-
-
-# --------------------------------------------------------------------------------------------------
-# Argument checks
-# --------------------------------------------------------------------------------------------------
-
-
-def _check_leads(lead_times: Sequence[Any]) -> np.ndarray:
-    try:
-        arr = np.asarray(lead_times)
-        if np.issubdtype(arr.dtype, np.timedelta64):
-            secs = arr.astype("timedelta64[s]").astype(np.int64)
-            exact = (arr.astype("timedelta64[ns]") == secs.astype("timedelta64[s]").astype("timedelta64[ns]")).all()
-        else:
-            secs = arr.astype(np.int64)
-            exact = bool(np.all(arr == secs))
-    except (TypeError, ValueError) as exc:
-        raise BadInputError(f"lead_times must be numpy timedelta64 values or seconds, got {lead_times!r}") from exc
-    if arr.ndim != 1 or arr.size == 0:
-        raise BadInputError(f"lead_times must be a non-empty 1-D sequence, got shape {arr.shape}")
-    if not exact:
-        raise BadInputError("lead_times must be whole seconds")
-    if np.any(np.diff(secs) <= 0):
-        raise BadInputError(f"lead_times must be strictly increasing, got {secs.tolist()} s")
-    if secs[0] < 0:
-        raise BadInputError(f"lead_times must not be negative, got {secs.tolist()} s")
-    return secs
-
-
-def _check_thresholds(values: Sequence[float], name: str) -> tuple[float, ...]:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise BadInputError(f"{name} must be numbers, got {values!r}") from exc
-    if arr.ndim != 1:
-        raise BadInputError(f"{name} must be a 1-D sequence of numbers, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise BadInputError(f"{name} must be finite, got {arr.tolist()}")
-    if np.any(np.diff(arr) <= 0):
-        raise BadInputError(f"{name} must be strictly increasing, got {arr.tolist()}")
-    return tuple(float(t) for t in arr)
-
-
-def _check_windows(values: Sequence[int]) -> tuple[int, ...]:
-    try:
-        arr = np.asarray(values)
-        whole = np.issubdtype(arr.dtype, np.integer) or bool(np.all(arr == np.round(arr)))
-        ok = arr.ndim == 1 and arr.size > 0 and whole
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise BadInputError(f"fss_windows must be a non-empty sequence of whole numbers of cells, got {values!r}")
-    wins = arr.astype(np.int64)
-    if np.any(wins < 1) or np.any(wins % 2 == 0):
-        raise BadInputError(f"fss_windows must be positive odd sizes (centred windows), got {wins.tolist()}")
-    if np.any(np.diff(wins) <= 0):
-        raise BadInputError(f"fss_windows must be strictly increasing, got {wins.tolist()}")
-    return tuple(int(w) for w in wins)

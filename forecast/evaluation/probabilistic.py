@@ -50,7 +50,15 @@ import numpy as np
 
 from forecast.errors import BadInputError
 from forecast.evaluation.bootstrap import block_weights, check_bootstrap_args
-from forecast.evaluation.metrics import _check_leads, _check_thresholds, _from_fixed, _init_seconds, _key, _to_fixed
+from forecast.evaluation.accumulate import (
+    MethodSums,
+    check_leads,
+    check_thresholds,
+    from_fixed,
+    init_seconds,
+    score_key,
+    to_fixed,
+)
 from forecast.serialize import jsonable
 from forecast.timeutil import iso as _iso
 
@@ -123,7 +131,7 @@ def _div(a: float, b: float) -> float:
     return a / b if b else math.nan
 
 
-class ProbabilisticVerifier:
+class ProbabilisticVerifier(MethodSums[_Acc]):
     """Accumulates probabilistic verification sums per method over init times (formulas: module docstring).
 
     Args:
@@ -142,22 +150,11 @@ class ProbabilisticVerifier:
     """
 
     def __init__(self, lead_times: Sequence[Any], thresholds: Sequence[float]):
-        self.lead_times = _check_leads(lead_times)
-        self.thresholds = _check_thresholds(thresholds, "thresholds")
+        self.lead_times = check_leads(lead_times)
+        self.thresholds = check_thresholds(thresholds, "thresholds")
         if not self.thresholds:
             raise BadInputError("thresholds must name at least one threshold")
-        self.grid_shape: tuple[int, int] | None = None
-        self._acc: dict[str, _Acc] = {}
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        """Names of the methods added so far, sorted."""
-        return tuple(sorted(self._acc))
-
-    def inits(self, method: str) -> np.ndarray:
-        """Init times (``datetime64[s]``, sorted) already added for ``method``."""
-        acc = self._acc.get(method)
-        return np.array(sorted(acc.records) if acc else [], dtype="int64").astype("datetime64[s]")
+        super().__init__()
 
     # ---------------------------------------------------------------- adding data
 
@@ -174,9 +171,7 @@ class ProbabilisticVerifier:
             BadInputError: naming the argument whose shape, dtype or values are wrong, or an (init, method)
                 pair added before.
         """
-        if not isinstance(method, str) or not method:
-            raise BadInputError(f"method must be a non-empty string, got {method!r}")
-        init = _init_seconds(init_time)
+        init = self._check_new(method, init_time)
         p = np.asarray(prob)
         o = np.asarray(obs)
         v = np.asarray(valid)
@@ -205,15 +200,7 @@ class ProbabilisticVerifier:
                                     f"the grid of obs {o.shape}, got shape {ens.shape}")
             if not np.issubdtype(ens.dtype, np.number):
                 raise BadInputError(f"members must be numeric, got dtype {ens.dtype}")
-        acc = self._acc.get(method)
-        if acc is not None and init in acc.records:
-            raise BadInputError(f"init_time {_iso(init)} was already added for method {method!r}")
-        part = self._reduce(init, p, o.astype(np.float64, copy=False), v, ens)
-        self.grid_shape = p.shape[2:]
-        if acc is None:
-            self._acc[method] = part
-        else:
-            acc.absorb(part)
+        self._keep(method, self._reduce(init, p, o.astype(np.float64, copy=False), v, ens), p.shape[2:])
 
     def _reduce(self, init: int, p: np.ndarray, o: np.ndarray, v: np.ndarray, ens: np.ndarray | None) -> _Acc:
         n_thr, n_lead = p.shape[:2]
@@ -232,8 +219,8 @@ class ProbabilisticVerifier:
                 b = np.searchsorted(cut, pv, side="right") - 1
                 part.hist_n[k, i] = np.bincount(b, minlength=_NB)
                 part.hist_ev[k, i] = np.bincount(b[ev], minlength=_NB)
-                part.hist_p[k][i] = [_to_fixed(x) for x in np.bincount(b, weights=pv, minlength=_NB).tolist()]
-        part.sse = [[_to_fixed(x) for x in row] for row in sse.tolist()]
+                part.hist_p[k][i] = [to_fixed(x) for x in np.bincount(b, weights=pv, minlength=_NB).tolist()]
+        part.sse = [[to_fixed(x) for x in row] for row in sse.tolist()]
         if ens is not None:
             e = np.sort(ens.astype(np.float64), axis=0)  # NaN sorts last
             ok = v & np.isfinite(e).all(axis=0)
@@ -244,7 +231,7 @@ class ProbabilisticVerifier:
                 y = o[i][ok[i]]
                 crps = np.abs(x - y).sum(axis=0) / m - 2 * (spread_w @ x) / (2 * m * (m - 1))
                 part.crps_n[i] = x.shape[1]
-                part.crps[i] = _to_fixed(float(crps.sum()))
+                part.crps[i] = to_fixed(float(crps.sum()))
         part.cells[:] = p.shape[2] * p.shape[3]
         part.n[:] = n
         part.records[init] = (n, sse, part.events.copy())
@@ -261,25 +248,8 @@ class ProbabilisticVerifier:
         Raises:
             BadInputError: other lead times, thresholds or grid, or an (init, method) pair in both.
         """
-        if not isinstance(other, ProbabilisticVerifier):
-            raise BadInputError(f"other must be a ProbabilisticVerifier, got {type(other).__name__}")
-        mine, theirs = self._config(), other._config()
-        for key in mine:
-            if mine[key] != theirs[key]:
-                raise BadInputError(f"cannot merge ProbabilisticVerifiers with different {key}: "
-                                    f"{mine[key]} and {theirs[key]}")
-        if self.grid_shape and other.grid_shape and self.grid_shape != other.grid_shape:
-            raise BadInputError(f"cannot merge ProbabilisticVerifiers on different grids: {self.grid_shape} and "
-                                f"{other.grid_shape}")
-        for method, acc in other._acc.items():
-            both = set(self._acc[method].records) & set(acc.records) if method in self._acc else set()
-            if both:
-                raise BadInputError(f"cannot merge: init_time {_iso(min(both))} of method {method!r} is in both")
-        for method, acc in other._acc.items():
-            if method not in self._acc:
-                self._acc[method] = _Acc(len(self.thresholds), len(self.lead_times))
-            self._acc[method].absorb(acc)
-        self.grid_shape = self.grid_shape or other.grid_shape
+        self._check_merge(other)
+        self._absorb_all(other, lambda acc: _Acc(len(self.thresholds), len(self.lead_times)))
         return self
 
     def to_state(self) -> dict:
@@ -329,7 +299,7 @@ class ProbabilisticVerifier:
                 a.crps = unhex(m["crps"])
                 per = m["per_init"]
                 for t, n, sse, ev in zip(per["init_time"], per["n"], per["sse"], per["events"]):
-                    a.records[_init_seconds(t)] = (np.array(n, dtype=np.int64),
+                    a.records[init_seconds(t)] = (np.array(n, dtype=np.int64),
                                                    np.array(sse, dtype=np.float64).reshape(n_thr, n_lead),
                                                    np.array(ev, dtype=np.int64).reshape(n_thr, n_lead))
                 self._acc[name] = a
@@ -349,7 +319,7 @@ class ProbabilisticVerifier:
             rel_n, rel_p, rel_o, pods, pofds = [], [], [], [], []
             for i in range(n_lead):
                 n = int(a.n[i])
-                bs = _from_fixed(a.sse[k][i]) / n if n else math.nan
+                bs = from_fixed(a.sse[k][i]) / n if n else math.nan
                 obar = a.events[k, i] / n if n else math.nan
                 brier.append(bs)
                 base.append(obar)
@@ -361,7 +331,7 @@ class ProbabilisticVerifier:
                           for j in range(RELIABILITY_BINS)]
                 cnt = [int(sum(hn[g] for g in gs)) for gs in groups]
                 evs = [int(sum(he[g] for g in gs)) for gs in groups]
-                psum = [_from_fixed(sum(hp[g] for g in gs)) for gs in groups]
+                psum = [from_fixed(sum(hp[g] for g in gs)) for gs in groups]
                 mp = [_div(s, c) for s, c in zip(psum, cnt)]
                 of = [_div(e, c) for e, c in zip(evs, cnt)]
                 rel_n.append(cnt)
@@ -377,11 +347,11 @@ class ProbabilisticVerifier:
                 pods.append(pod)
                 pofds.append(pofd)
                 auc.append(float(-np.trapezoid(pod, pofd)) if n_ev and n_non else math.nan)
-            out[_key(t)] = {"brier": brier, "base_rate": base, "bss": bss, "ece": ece, "auc": auc,
+            out[score_key(t)] = {"brier": brier, "base_rate": base, "bss": bss, "ece": ece, "auc": auc,
                             "events": a.events[k].tolist(),
                             "reliability": {"n": rel_n, "mean_p": rel_p, "obs_freq": rel_o},
                             "roc": {"pod": pods, "pofd": pofds}}
-        crps = [(_from_fixed(a.crps[i]) / int(a.crps_n[i])) if a.crps_n[i] else math.nan for i in range(n_lead)]
+        crps = [(from_fixed(a.crps[i]) / int(a.crps_n[i])) if a.crps_n[i] else math.nan for i in range(n_lead)]
         inits = sorted(a.records)
         return {"n_inits": len(inits), "first_init": _iso(inits[0]) if inits else None,
                 "last_init": _iso(inits[-1]) if inits else None, "n": a.n.tolist(),
@@ -443,7 +413,7 @@ class ProbabilisticVerifier:
         diff = point_a - point_b
         return {"n_inits": n_init, "block": blk, "n_boot": int(n_boot), "seed": int(seed),
                 "confidence": float(confidence),
-                "bss_diff": {_key(t): {"method": point_a[k].tolist(), "reference": point_b[k].tolist(),
+                "bss_diff": {score_key(t): {"method": point_a[k].tolist(), "reference": point_b[k].tolist(),
                                        "diff": diff[k].tolist(), "lower": lo[k].tolist(), "upper": hi[k].tolist(),
                                        "better": better[k].tolist()}
                              for k, t in enumerate(self.thresholds)}}

@@ -22,15 +22,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from forecast.errors import BadInputError
+from forecast.evaluation.accumulate import FIXED_BITS  # the Verifier's fixed-point scale (state sums in hex)
 from forecast.evaluation.metrics import STATE_VERSION
 from forecast.timeutil import iso
 
 __all__ = ["FIXED_BITS", "MODEL", "SUM_NAMES", "InitRecord", "fixed_sum", "records_from_state", "verifier_config",
            "window_state", "window_verifier"]
 
-#: the Verifier's fixed-point scale: floats are summed exactly as integers in units of 2**-1074 (the
-#: smallest float64 step); `to_state` writes those integers in hex (tests pin this against the Verifier)
-FIXED_BITS = 1074
 #: the per-lead float sums of a Verifier state, in its order
 SUM_NAMES = ("f", "o", "ff", "oo", "fo", "ae", "se")
 _MAGIC = b"FMR1"

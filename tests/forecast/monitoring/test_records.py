@@ -10,7 +10,7 @@ import pytest
 
 from forecast.errors import BadInputError
 from forecast.evaluation import Verifier
-from forecast.evaluation.metrics import _to_fixed
+from forecast.evaluation.accumulate import to_fixed as _to_fixed
 from forecast.monitoring.records import FIXED_BITS, InitRecord, fixed_sum, records_from_state, window_verifier
 
 L, NY, NX = 4, 18, 22
