@@ -372,7 +372,7 @@ def test_quality_reads_the_feed_latency_of_the_catalog():
     assert expected_latency(parse_catalog(doc, "x"))[0] == 90
 
 
-def test_monitor_page_says_monitoring_is_not_there_yet(world, client):
+def test_monitor_page_before_any_verification_says_so(world, client):
     sign_in(client, world["tokens"]["rita"])
     r = client.get("/console/monitor")
     assert "Monitoring data is not available yet" in r.text
