@@ -4,6 +4,8 @@ worker would pile up abandoned model threads.)
 
 The process is started once and keeps the models it loaded (by checkpoint sha256), so a cycle pays
 neither torch's import nor the checkpoint load; after a kill the next forecast starts a fresh one.
+Asked for thresholds, a probabilistic model's probabilities follow its forecast as a second answer under
+the same deadline: when they come too late the process is killed, and the forecast still stands.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process (cover
 
                 conn.send(("ok", None))
                 continue
-            _, path, version, sha, inputs, mask, n_leads, step = msg
+            _, path, version, sha, inputs, mask, n_leads, step = msg[:8]
+            thresholds = msg[8] if len(msg) > 8 else None
             model = loaded.get(sha)
             if model is None:
                 from forecast.model.learned import LearnedNowcaster
@@ -51,6 +54,18 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process (cover
                 conn.send(("ok", None))
                 continue
             conn.send(("ok", model.predict(inputs, n_leads=n_leads, step=step, mask=mask)))
+            if thresholds is not None:  # a second answer: the probabilities (None: the model has none)
+                from forecast.nowcast.probabilities import is_probabilistic
+
+                probs = None
+                if is_probabilistic(model):
+                    try:
+                        probs = model.predict_probabilities(inputs, n_leads=n_leads, step=step,
+                                                            thresholds=thresholds, mask=mask)
+                    except Exception as e:  # noqa: BLE001 - the forecast stands; the probabilities fall back
+                        conn.send(("prob_err", f"{type(e).__name__}: {e}"))
+                        continue
+                conn.send(("prob", probs))
         except Exception as e:  # noqa: BLE001 - the parent turns it into a fallback reason
             conn.send(("err", f"{type(e).__name__}: {e}"))
 
@@ -117,37 +132,61 @@ class ModelProcess:
         self.warm_async()
         return self._ready.wait(timeout)
 
-    def run(self, forecaster, inputs, mask, budget: float):
-        """The model's forecast within ``budget`` seconds: ``(DataArray, None)``, or ``(None, reason)`` after
-        killing the process when it took too long, failing with the model's error, or while the process is
-        still getting ready."""
+    def run(self, forecaster, inputs, mask, budget: float, *, thresholds=None):
+        """The model's forecast within ``budget`` seconds as a `ModelAnswer`: its DataArray, or None and the
+        reason after killing the process when it took too long, failing with the model's error, or while the
+        process is still getting ready. With ``thresholds``, a probabilistic model's probabilities too, within
+        the same budget (when they fail or come late, ``probability_error`` says why)."""
+        from forecast.nowcast.probabilities import ModelAnswer
+
         rec = forecaster.record
         if budget <= 0:
-            return None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s"
+            return ModelAnswer(None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s")
         path = forecaster.verified_checkpoint()  # raises when the file is gone or changed
         self._last = (str(path), rec.version, rec.checkpoint_sha256)
         t0 = time.perf_counter()
         if not self._ready.is_set():
             self.warm_async()
             if not self._ready.wait(budget):
-                return None, (f"model {rec.version} could not answer within the deadline of {forecaster.deadline:g} s: "
-                              "its process is still starting (torch import, checkpoint load)")
+                return ModelAnswer(None, f"model {rec.version} could not answer within the deadline of "
+                                         f"{forecaster.deadline:g} s: its process is still starting (torch import, "
+                                         "checkpoint load)")
         left = budget - (time.perf_counter() - t0)
         with self._lock:
             answer = self._ask(("predict", str(path), rec.version, rec.checkpoint_sha256, inputs, mask,
-                                forecaster.n_leads, forecaster.step), left)
+                                forecaster.n_leads, forecaster.step, thresholds), left)
             if answer is None:
                 self._kill()
                 self.warm_async()  # ready again for the next cycle
-                return None, (f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s "
-                              f"(stopped after {time.perf_counter() - t0:.1f} s)")
-        status, payload = answer
-        if status == "err":
-            if "died" in payload:
+                return ModelAnswer(None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s "
+                                         f"(stopped after {time.perf_counter() - t0:.1f} s)")
+            status, payload = answer
+            if status == "err":
+                if "died" in payload:
+                    self._kill()
+                    self.warm_async()
+                return ModelAnswer(None, f"model {rec.version} failed: {payload}")
+            if thresholds is None:
+                return ModelAnswer(payload)
+            second = self._receive(budget - (time.perf_counter() - t0))
+            if second is None:  # the probabilities came too late: the forecast stands
                 self._kill()
                 self.warm_async()
-            return None, f"model {rec.version} failed: {payload}"
-        return payload, None
+                return ModelAnswer(payload, probability_error=f"model {rec.version}'s probabilities exceeded the "
+                                                              f"deadline of {forecaster.deadline:g} s")
+            kind, probs = second
+            if kind != "prob":
+                return ModelAnswer(payload, probability_error=f"model {rec.version}'s probabilities failed: {probs}")
+            return ModelAnswer(payload, probabilities=probs)
+
+    def _receive(self, budget: float) -> tuple[str, Any] | None:
+        """The next answer of the process within ``budget`` seconds (None: none came)."""
+        if self._conn is None or not self._conn.poll(max(0.0, budget)):
+            return None
+        try:
+            return self._conn.recv()
+        except EOFError:
+            return ("prob_err", "the model process died")
 
     def _kill(self) -> None:
         self.kills += 1
