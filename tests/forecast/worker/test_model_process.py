@@ -76,6 +76,11 @@ def test_a_model_past_its_deadline_is_killed_and_the_fallback_answers(trained):
         rep = _feed(svc, trained, clock, START + 25 * STEP)
         (f,) = rep["forecasts"]
         assert f["method"] == "model" and f["fallback"] is None and f["model"] == doc["version"]
+        # the probabilities came through the model process under the same deadline: the model's own when it
+        # has a probabilistic head, else the neighbourhood of its forecast, never a fallback of their own
+        probs = svc.fstore.provenance(cat.id, START + 25 * STEP)["probabilities"]
+        assert probs["source"] in ("model", "neighbourhood of model") and probs["fallback"] is None
+        assert len(probs["parameters"]) == len(cat.variables[P].thresholds)
         # a model that hangs (its process stopped by SIGSTOP) past the deadline is killed for real, and a new
         # process is warmed at once
         import os
