@@ -53,18 +53,18 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process (cover
             if kind == "load":
                 conn.send(("ok", None))
                 continue
-            conn.send(("ok", model.predict(inputs, n_leads=n_leads, step=step, mask=mask)))
-            if thresholds is not None:  # a second answer: the probabilities (None: the model has none)
-                from forecast.nowcast.probabilities import is_probabilistic
+            from forecast.nowcast.probabilities import is_probabilistic
 
-                probs = None
-                if is_probabilistic(model):
-                    try:
-                        probs = model.predict_probabilities(inputs, n_leads=n_leads, step=step,
-                                                            thresholds=thresholds, mask=mask)
-                    except Exception as e:  # noqa: BLE001 - the forecast stands; the probabilities fall back
-                        conn.send(("prob_err", f"{type(e).__name__}: {e}"))
-                        continue
+            more = thresholds is not None and is_probabilistic(model)
+            # the third item says whether a second answer, the probabilities, follows
+            conn.send(("ok", model.predict(inputs, n_leads=n_leads, step=step, mask=mask), more))
+            if more:
+                try:
+                    probs = model.predict_probabilities(inputs, n_leads=n_leads, step=step, thresholds=thresholds,
+                                                        mask=mask)
+                except Exception as e:  # noqa: BLE001 - the forecast stands; the probabilities fall back
+                    conn.send(("prob_err", f"{type(e).__name__}: {e}"))
+                    continue
                 conn.send(("prob", probs))
         except Exception as e:  # noqa: BLE001 - the parent turns it into a fallback reason
             conn.send(("err", f"{type(e).__name__}: {e}"))
@@ -160,13 +160,13 @@ class ModelProcess:
                 self.warm_async()  # ready again for the next cycle
                 return ModelAnswer(None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s "
                                          f"(stopped after {time.perf_counter() - t0:.1f} s)")
-            status, payload = answer
+            status, payload = answer[0], answer[1]
             if status == "err":
                 if "died" in payload:
                     self._kill()
                     self.warm_async()
                 return ModelAnswer(None, f"model {rec.version} failed: {payload}")
-            if thresholds is None:
+            if not (len(answer) > 2 and answer[2]):  # no probabilities asked, or the model has none
                 return ModelAnswer(payload)
             second = self._receive(budget - (time.perf_counter() - t0))
             if second is None:  # the probabilities came too late: the forecast stands
