@@ -77,7 +77,8 @@ class Produced:
         """What the forecast store holds of this forecast: the values and the probabilities, side by side."""
         if self.probabilities is None:
             return self.forecast
-        return xr.merge([self.forecast, self.probabilities], compat="override", combine_attrs="override")
+        return xr.merge([self.forecast, self.probabilities], compat="override", join="override",
+                        combine_attrs="override")
 
 
 def input_quality(ds: xr.Dataset, variable: str) -> tuple[dict[str, float], np.ndarray]:

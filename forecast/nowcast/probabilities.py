@@ -43,7 +43,8 @@ def is_probabilistic(nowcaster: Any) -> bool:
 
 
 def check_probabilities(p: Any, det: xr.DataArray, thresholds: np.ndarray) -> xr.DataArray:
-    """A nowcaster's probabilities as (threshold, lead_time, y, x) matching ``det`` and ``thresholds``.
+    """A nowcaster's probabilities as (threshold, lead_time, y, x) matching ``det`` and ``thresholds``, with
+    ``det``'s coordinates.
 
     Raises:
         ValueError: the result has other dims, sizes or thresholds (the message names what differs).
@@ -60,7 +61,10 @@ def check_probabilities(p: Any, det: xr.DataArray, thresholds: np.ndarray) -> xr
     if "threshold" in p.coords and not np.allclose(np.asarray(p["threshold"].values, dtype=float), thresholds):
         raise ValueError(f"predict_probabilities answered thresholds {p['threshold'].values.tolist()}; "
                          f"asked for {thresholds.tolist()}")
-    return p
+    # the forecast's own coordinates, so that values and probabilities line up exactly when stored together
+    own = {k: c for k, c in det.coords.items() if set(c.dims) <= set(want)}
+    return p.assign_coords({**own, "threshold": ("threshold", thresholds, p["threshold"].attrs
+                                                 if "threshold" in p.coords else {})})
 
 
 def neighbourhood_probabilities(det: xr.DataArray, values: np.ndarray, thresholds: np.ndarray,

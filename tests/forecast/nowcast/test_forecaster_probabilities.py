@@ -158,3 +158,33 @@ def test_a_stand_in_nowcaster_excludes_model_and_method(cat):
 
     with pytest.raises(BadInputError, match="not several"):
         Forecaster(cat, P, nowcaster=NeighbourhoodModel(), method="persistence")
+
+
+class SlowHead(NeighbourhoodModel):
+    def predict_probabilities(self, inputs, *, n_leads, step, thresholds, mask=None):
+        import time
+
+        time.sleep(3.0)
+        return super().predict_probabilities(inputs, n_leads=n_leads, step=step, thresholds=thresholds, mask=mask)
+
+
+class TwoThresholdsOnly(NeighbourhoodModel):
+    def predict_probabilities(self, inputs, *, n_leads, step, thresholds, mask=None):
+        return super().predict_probabilities(inputs, n_leads=n_leads, step=step, thresholds=thresholds[:2], mask=mask)
+
+
+def test_probabilities_past_the_deadline_leave_the_forecast_standing(cat):
+    obs, init = inputs(cat)
+    p = Forecaster(cat, P, nowcaster=SlowHead(), deadline=1.0).produce(obs, init_of(init))
+    assert p.method == "model" and p.fallback is None and p.seconds < 2.5
+    rec = p.provenance["probabilities"]
+    assert rec["source"] == "neighbourhood of model" and "exceeded the deadline of 1 s" in rec["fallback"]
+    check_probabilities(p, cat)
+
+
+def test_probabilities_of_the_wrong_shape_are_refused_and_said_so(cat):
+    obs, init = inputs(cat)
+    p = Forecaster(cat, P, nowcaster=TwoThresholdsOnly()).produce(obs, init_of(init))
+    rec = p.provenance["probabilities"]
+    assert rec["source"] == "neighbourhood of model" and "expected (5, 12, 24, 32)" in rec["fallback"]
+    check_probabilities(p, cat)
