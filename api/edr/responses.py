@@ -88,7 +88,8 @@ def exceedance_parameter(name: str, meta: dict[str, Any], catalog=None) -> dict[
             "fcst:valueRange": [0.0, 1.0]}
 
 
-def forecast_parameters(catalog, names: list[str], units: dict[str, str], exceedance: dict[str, dict]) -> dict[str, Any]:
+def forecast_parameters(catalog, names: list[str], units: dict[str, str],
+                        exceedance: dict[str, dict]) -> dict[str, Any]:
     """The CoverageJSON parameters of a forecast run's ``names``: variables from the catalog, exceedance
     probabilities from the run's ``exceedance`` list (`exceedance_parameter`), in the order of ``names``."""
     plain = catalog_parameters(catalog, [n for n in names if n not in exceedance], units)

@@ -81,7 +81,8 @@ def test_position_serves_the_probabilities_in_covjson_and_json(probworld):
     assert doc["fcst:provenance"]["probabilities"]["source"] == "neighbourhood of model"
     # the compact JSON states the threshold beside the values
     j = client.get(f"{C}/position", params={"coords": point(cat, 20, 30), "parameter-name": names, "f": "json"}).json()
-    assert j["parameters"][E10]["unit"] == "1" and j["parameters"][E10]["threshold"] == {"value": 10.0, "units": "mm h-1"}
+    assert j["parameters"][E10]["unit"] == "1"
+    assert j["parameters"][E10]["threshold"] == {"value": 10.0, "units": "mm h-1"}
     assert j["parameters"][E10]["variable"] == P and j["parameters"][E10]["values"] == vals
     assert "threshold" not in j["parameters"][P]  # the values' member is unchanged
     # degraded inputs are marked on the probabilities too

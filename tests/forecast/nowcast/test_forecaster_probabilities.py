@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import xarray as xr
 from probkit import NX, NY, P, init_of, inputs
 from testkit import small_doc
 
