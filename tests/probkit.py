@@ -39,3 +39,52 @@ def inputs(cat, *, fail_columns: slice | None = None, t0: str = "2026-07-15T12:0
 def init_of(t64) -> datetime:
     """A datetime64 as an aware UTC datetime."""
     return datetime.fromtimestamp(int(t64.astype("datetime64[s]").astype("int64")), timezone.utc)
+
+
+# -- stand-ins for a model with a probabilistic head, loaded in the worker's model process ------------------------
+
+class WithProbabilities:
+    """A loaded model with a probabilistic head beside it: neighbourhood persistence in a 5-cell window
+    (``mode`` "broken": the head raises; "slow": it takes two minutes)."""
+
+    probabilistic = True
+
+    def __init__(self, inner, mode: str = "ok"):
+        self.inner, self.mode = inner, mode
+        self.name = getattr(inner, "name", "model")
+
+    def fit(self, obs):
+        return self
+
+    def predict(self, inputs, *, n_leads, step, mask=None):
+        return self.inner.predict(inputs, n_leads=n_leads, step=step, mask=mask)
+
+    def predict_probabilities(self, inputs, *, n_leads, step, thresholds, mask=None):
+        import time
+
+        from forecast.nowcast import NeighbourhoodPersistence
+
+        if self.mode == "broken":
+            raise RuntimeError("probability head diverged")
+        if self.mode == "slow":
+            time.sleep(120)
+        return NeighbourhoodPersistence(size=5).predict_probabilities(inputs, n_leads=n_leads, step=step,
+                                                                      thresholds=thresholds, mask=mask)
+
+
+def _learned(path, version, sha256):
+    from forecast.model.learned import LearnedNowcaster
+
+    return LearnedNowcaster.from_checkpoint(path, version=version, sha256=sha256)
+
+
+def load_with_probabilities(path, *, version, sha256):
+    return WithProbabilities(_learned(path, version, sha256))
+
+
+def load_with_broken_probabilities(path, *, version, sha256):
+    return WithProbabilities(_learned(path, version, sha256), "broken")
+
+
+def load_with_slow_probabilities(path, *, version, sha256):
+    return WithProbabilities(_learned(path, version, sha256), "slow")

@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ModelProcess"]
 
 
-def _serve(conn) -> None:  # pragma: no cover - runs in the child process (covered through ModelProcess)
-    """The child: load models on request, forecast, answer; one request at a time."""
+def _serve(conn, loader=None) -> None:  # pragma: no cover - runs in the child (covered through ModelProcess)
+    """The child: load models on request (``loader(path, version=, sha256=)``, by default
+    `LearnedNowcaster.from_checkpoint`), forecast, answer; one request at a time."""
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -45,9 +46,11 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process (cover
             thresholds = msg[8] if len(msg) > 8 else None
             model = loaded.get(sha)
             if model is None:
-                from forecast.model.learned import LearnedNowcaster
+                if loader is None:
+                    from forecast.model.learned import LearnedNowcaster
 
-                model = LearnedNowcaster.from_checkpoint(path, version=version, sha256=sha)
+                    loader = LearnedNowcaster.from_checkpoint
+                model = loader(path, version=version, sha256=sha)
                 loaded.clear()  # one model at a time: the production model
                 loaded[sha] = model
             if kind == "load":
@@ -79,7 +82,10 @@ class ModelProcess:
     killing the process that is getting ready.
     """
 
-    def __init__(self):
+    def __init__(self, loader=None):
+        #: how the child loads a checkpoint: None is `LearnedNowcaster.from_checkpoint`; another importable
+        #: function of (path, version=, sha256=) (it is sent to a spawned process) for stand-ins
+        self.loader = loader
         self._proc = None
         self._conn = None
         self._lock = threading.Lock()
@@ -91,7 +97,7 @@ class ModelProcess:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Icechunk's threads
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child,), name="forecast-model", daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, self.loader), name="forecast-model", daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
