@@ -7,12 +7,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ANNOTATIONS", "DEGRADED", "EXTREME", "IMPLAUSIBLE", "OK", "annotate", "annotation_attrs",
-           "annotation_counts"]
+__all__ = ["ANNOTATIONS", "DEGRADED", "EXTREME", "IMPLAUSIBLE", "NO_VALUE", "OK", "annotate", "annotate_probability",
+           "annotation_attrs", "annotation_counts"]
 
 #: Annotation names in code order (the values of ``<var>_annotation``).
 ANNOTATIONS = ("ok", "extreme", "implausible", "degraded_inputs")
 OK, EXTREME, IMPLAUSIBLE, DEGRADED = range(4)
+#: The stored code of a value never written (an exceedance probability of an init made before probabilities
+#: were stored): served as null, never as an annotation.
+NO_VALUE = 255
 
 
 def annotation_attrs() -> dict[str, Any]:
@@ -47,4 +50,13 @@ def annotate(values: np.ndarray, valid_times: np.ndarray, *, physical_range: tup
     out[:, degraded] = DEGRADED
     out[~np.isfinite(values)] = DEGRADED
     out[(values < lo) | (values > hi)] = IMPLAUSIBLE
+    return out
+
+
+def annotate_probability(probabilities: np.ndarray, *, degraded: np.ndarray) -> np.ndarray:
+    """Per exceedance probability (lead, y, x): ``degraded_inputs`` on ``degraded`` cells (y, x) or where there
+    is no value, ``ok`` elsewhere (a probability in [0, 1] is never extreme or implausible)."""
+    out = np.zeros(np.shape(probabilities), dtype=np.uint8)
+    out[:, degraded] = DEGRADED
+    out[~np.isfinite(probabilities)] = DEGRADED
     return out

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from forecast import __version__
 
-__all__ = ["Fallback", "HindcastProvenance", "InputSlot", "ModelRef", "ObservationRef", "Provenance", "QCRef",
-           "software_versions"]
+__all__ = ["Fallback", "HindcastProvenance", "InputSlot", "ModelRef", "ObservationRef", "Probabilities", "Provenance",
+           "QCRef", "software_versions"]
 
 #: the packages whose versions every provenance record names
 SOFTWARE = ("numpy", "xarray", "dask", "zarr", "icechunk", "torch", "lightning", "pysteps", "scores")
@@ -105,8 +105,26 @@ class Fallback(_Record):
     method: str
 
 
+class Probabilities(_Record):
+    """How a forecast's exceedance probabilities were made: ``method`` "model" (the nowcaster's own
+    probabilities), a probabilistic baseline's name, or "neighbourhood" (the share of cells at or above the
+    threshold in a ``neighbourhood_size`` square window of the deterministic forecast); ``source`` says from
+    what ("model", or "neighbourhood of <method>"); ``fallback`` why the nowcaster's own probabilities were
+    not used (None: they were, or it has none)."""
+
+    method: str
+    source: str
+    thresholds: list[float]
+    units: str | None
+    parameters: list[str]
+    neighbourhood_size: int | None = None
+    fallback: str | None = None
+    annotations: dict[str, int] | None = None
+
+
 class Provenance(_Record):
-    """What made one forecast (see the module docstring)."""
+    """What made one forecast (see the module docstring). ``probabilities`` is None for a variable without
+    catalog thresholds (and in records written before probabilities were stored)."""
 
     init_time: str
     dataset: str
@@ -120,6 +138,7 @@ class Provenance(_Record):
     software: dict[str, str | None]
     produced_at: str
     annotations: dict[str, int]
+    probabilities: Probabilities | None = None
 
 
 class HindcastProvenance(_Record):

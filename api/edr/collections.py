@@ -9,7 +9,7 @@ from litestar import Request, get
 
 from api.auth import OPTIONAL_BEARER, read_guard
 from api.edr.params import AREA_FORMATS, POINT_FORMATS
-from api.edr.responses import CRS84, JSON_MEDIA, catalog_parameters
+from api.edr.responses import CRS84, JSON_MEDIA, catalog_parameters, forecast_parameters
 from api.openapi import problem_specs
 from api.problems import Problem
 from api.readers.forecasts import RunView
@@ -109,7 +109,7 @@ def _forecast_collection(base: str, v: RunView, s) -> CollectionDoc:
         extent={"spatial": _spatial(v.grid),
                 "temporal": {"interval": [[first, last_valid]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
                              "init_step": v.attrs.get("time_step"), "inits": len(v.written)}},
-        parameter_names=catalog_parameters(cat, v.variables, v.units),
+        parameter_names=forecast_parameters(cat, v.parameters, v.units, v.exceedance),
         data_queries=_queries(base, v.collection_id), output_formats=list(AREA_FORMATS),
         links=[{"href": f"{base}/collections/{v.collection_id}", "rel": "self", "type": JSON_MEDIA}],
         latest_init=latest, lead_times=[int(x) for x in v.leads],

@@ -1,6 +1,10 @@
 """Answers of forecast queries: the values at a point (all lead times of one init, read chunk-wise and
 rendered from a per-snapshot template) or in a window, each value with its plausibility annotation and,
-for an extreme, the climatological record it went beyond; the provenance record beside them."""
+for an extreme, the climatological record it went beyond; the provenance record beside them.
+
+Exceedance probabilities (``<variable>_exceedance_<t>``, unit "1") are served when ``parameter-name`` names
+them (the default stays the run's variables, so a request that worked before answers as before); an init
+written before probabilities were stored answers null values and null annotations for them."""
 
 from __future__ import annotations
 
@@ -17,18 +21,19 @@ from api.edr.responses import (
     COVJSON_MEDIA,
     JSON_MEDIA,
     NETCDF_MEDIA,
-    catalog_parameters,
     encode,
     float32s,
     floats,
+    forecast_parameters,
     grid_coverage,
     grid_member,
     point_coverage,
+    threshold_member,
     to_netcdf,
 )
 from api.problems import Problem
 from api.readers.forecasts import ForecastReader, RunView
-from forecast.plausibility import ANNOTATIONS
+from forecast.plausibility import ANNOTATIONS, NO_VALUE
 from forecast.timeutil import from_epoch, iso
 
 log = logging.getLogger("api")
@@ -47,8 +52,10 @@ def records(catalog, name: str, months: list[int]) -> tuple[list[float | None], 
 
 
 def annotate(codes: np.ndarray, values: np.ndarray, lo: list, hi: list) -> tuple[list[str], list[float | None]]:
-    """Per value: its annotation name and, for an extreme, the climatological record it went beyond."""
-    names = [ANNOTATIONS[c] if c < len(ANNOTATIONS) else "unknown" for c in codes.ravel().tolist()]
+    """Per value: its annotation name (None where no value was ever written) and, for an extreme, the
+    climatological record it went beyond."""
+    names = [ANNOTATIONS[c] if c < len(ANNOTATIONS) else (None if c == NO_VALUE else "unknown")
+             for c in codes.ravel().tolist()]
     recs: list[float | None] = [None] * len(names)
     if "extreme" in names:
         flat = np.asarray(values, dtype="float64").ravel()
@@ -77,7 +84,25 @@ def store_member(view: RunView) -> dict:
 
 def parameters(view: RunView, cat, names: list[str]) -> dict:
     """The CoverageJSON ``parameters`` of ``names`` (memoised per view)."""
-    return view.memo(("parameters", tuple(names)), lambda: catalog_parameters(cat, names, view.units))
+    return view.memo(("parameters", tuple(names)),
+                     lambda: forecast_parameters(cat, names, view.units, view.exceedance))
+
+
+def query_names(view: RunView, parameter_name: str | None) -> list[str]:
+    """The parameters a query asks for: those named (any of the run's variables and exceedance
+    probabilities; an unknown name is a 400 listing them), or by default the run's variables."""
+    if parameter_name is None or not parameter_name.strip():
+        return list(view.variables)
+    return parse_names(parameter_name, view.parameters)
+
+
+def json_parameter(view: RunView, n: str, values, annots) -> dict:
+    """One parameter of the compact JSON: unit, values, annotations, records; for an exceedance
+    probability also its variable and threshold."""
+    out = {"unit": view.units.get(n), "values": values, "annotation": annots[0], "record": annots[1]}
+    if n in view.exceedance:
+        out.update(threshold_member(view.exceedance[n]))
+    return out
 
 
 # -- position -------------------------------------------------------------------------------------------------
@@ -85,7 +110,7 @@ def parameters(view: RunView, cat, names: list[str]) -> dict:
 async def position(request: Request, reader: ForecastReader, view: RunView, lon: float, lat: float,
                    parameter_name: str | None, interval, init_s: int | None, fmt: str) -> Response:
     """All lead times (of the chosen init, filtered by ``interval``) at the grid cell nearest to (lon, lat)."""
-    names = parse_names(parameter_name, view.variables)
+    names = query_names(view, parameter_name)
     cell = view.grid.index(lon, lat)
     if cell is None:
         raise Problem(400, f"coords: the point ({lon:.4f} {lat:.4f}) lies outside the grid of {view.collection_id}, "
@@ -197,8 +222,7 @@ def _point_document(view: RunView, cat, idx, mask, names, fmt, glon, glat, point
     if fmt == "json":
         doc = {"collection": view.collection_id, "kind": "forecast", "init_time": iso(view.init_s(idx)),
                "valid_time": times, "lead_time": [int(x) for x in view.leads[mask]], "point": point,
-               "parameters": {n: {"unit": view.units.get(n), "values": values[n], "annotation": annots[n][0],
-                                  "record": annots[n][1]} for n in names},
+               "parameters": {n: json_parameter(view, n, values[n], annots[n]) for n in names},
                "provenance": prov, "store": store_member(view)}
         return doc, JSON_MEDIA
     members = {
@@ -221,7 +245,7 @@ def window(request: Request, reader: ForecastReader, view: RunView, geom, param:
            interval, init_s: int | None, fmt: str) -> Response:
     """The cells whose centres lie in ``geom`` (lon/lat), on the native grid: cells of the bounding window
     outside it are null. Runs in a worker thread."""
-    names = parse_names(parameter_name, view.variables)
+    names = query_names(view, parameter_name)
     iy0, iy1, ix0, ix1, g = view.grid.window(geom, param)
     idx, mask = view.choose(init_s, interval)
     n_cells = (iy1 - iy0) * (ix1 - ix0)
@@ -247,7 +271,13 @@ def window(request: Request, reader: ForecastReader, view: RunView, geom, param:
 
         nc = {}
         for n in names:
-            nc[n] = (data[n], {"units": view.units.get(n, ""), "ancillary_variables": f"{n}_annotation"})
+            attrs = {"units": view.units.get(n, ""), "ancillary_variables": f"{n}_annotation"}
+            if n in view.exceedance:
+                meta = view.exceedance[n]
+                attrs.update({"long_name": forecast_parameters(cat, [n], view.units, view.exceedance)[n]
+                              ["description"]["en"], "threshold": float(meta["threshold"]),
+                              "threshold_units": meta.get("threshold_units") or "", "variable": meta["variable"]})
+            nc[n] = (data[n], attrs)
             nc[f"{n}_annotation"] = (ann[n].astype("uint8"), annotation_attrs())
         body = to_netcdf(grid=view.grid, iy0=iy0, iy1=iy1, ix0=ix0, ix1=ix1, times_s=tsec, data=nc,
                          attrs={"collection": view.collection_id, "init_time": iso(view.init_s(idx)),
@@ -265,8 +295,7 @@ def window(request: Request, reader: ForecastReader, view: RunView, geom, param:
         doc = {"collection": view.collection_id, "kind": "forecast", "init_time": iso(view.init_s(idx)),
                "valid_time": times, "lead_time": [int(x) for x in view.leads[mask]],
                "grid": grid_member(view.grid, iy0, iy1, ix0, ix1, len(times)),
-               "parameters": {n: {"unit": view.units.get(n), "values": values[n], "annotation": annots[n][0],
-                                  "record": annots[n][1]} for n in names},
+               "parameters": {n: json_parameter(view, n, values[n], annots[n]) for n in names},
                "provenance": prov, "store": store_member(view)}
         return respond(encode(doc), JSON_MEDIA, etag, cache)
     shape = [len(times), iy1 - iy0, ix1 - ix0]

@@ -37,8 +37,9 @@ Bbox = Annotated[str | None, query_param(
     "bbox", "minlon,minlat,maxlon,maxlat (CRS84). Required. Size limits as for area.", required=True,
     minLength=1, examples=("10.0,49.3,10.1,49.4",))]
 ParamNames = Annotated[str | None, query_param(
-    "parameter-name", "Comma-separated parameters (default: all of the collection's; names it does not hold "
-    "are a 400 listing the valid ones).")]
+    "parameter-name", "Comma-separated parameters (default: all of the collection's variables; a forecast's "
+    "exceedance probabilities <variable>_exceedance_<threshold>, unit 1, are served when named; names it does "
+    "not hold are a 400 listing the valid ones).")]
 Datetime = Annotated[str | None, query_param(
     "datetime", "Valid time instant or interval T1/T2 (ISO-8601, either end may be '..'); default: the latest "
     "forecast / the latest observation slots.", examples=("2026-07-15T13:30:00Z/2026-07-15T13:40:00Z",))]

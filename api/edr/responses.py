@@ -72,6 +72,36 @@ def catalog_parameters(catalog, names: list[str], units: dict[str, str] | None =
     return out
 
 
+def exceedance_parameter(name: str, meta: dict[str, Any], catalog=None) -> dict[str, Any]:
+    """The CoverageJSON parameter of an exceedance probability ``<variable>_exceedance_<t>`` (``meta``: its
+    variable, threshold and threshold_units, as the forecast store lists them): unit "1", the threshold in
+    ``fcst:threshold``."""
+    variable, t, u = meta["variable"], float(meta["threshold"]), meta.get("threshold_units") or ""
+    var = catalog.variables.get(variable) if catalog is not None else None
+    what = (var.long_name if var is not None and var.long_name else variable.replace("_", " ")).lower()
+    at = f"{t:g} {u}".rstrip()
+    return {"type": "Parameter",
+            "observedProperty": {"label": {"en": f"probability of {variable} at or above {at}"}},
+            "description": {"en": f"Probability that the {what} ({variable}) is at or above {at} "
+                                  f"(exceedance threshold {at})"},
+            "unit": {"symbol": "1"}, "fcst:threshold": {"value": t, "units": u}, "fcst:variable": variable,
+            "fcst:valueRange": [0.0, 1.0]}
+
+
+def forecast_parameters(catalog, names: list[str], units: dict[str, str],
+                        exceedance: dict[str, dict]) -> dict[str, Any]:
+    """The CoverageJSON parameters of a forecast run's ``names``: variables from the catalog, exceedance
+    probabilities from the run's ``exceedance`` list (`exceedance_parameter`), in the order of ``names``."""
+    plain = catalog_parameters(catalog, [n for n in names if n not in exceedance], units)
+    return {n: exceedance_parameter(n, exceedance[n], catalog) if n in exceedance else plain[n] for n in names}
+
+
+def threshold_member(meta: dict[str, Any]) -> dict[str, Any]:
+    """The compact JSON's statement of an exceedance probability's threshold."""
+    return {"variable": meta["variable"], "threshold": {"value": float(meta["threshold"]),
+                                                        "units": meta.get("threshold_units") or ""}}
+
+
 def projected_referencing(grid: Grid) -> dict[str, Any]:
     crs = grid.transformers[2]
     if crs.is_geographic:

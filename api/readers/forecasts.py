@@ -71,6 +71,9 @@ class RunView:
     arrays: dict[str, Any]
     tile: tuple[int, int]
     group: Any
+    #: the exceedance probabilities the run holds: name -> {variable, threshold, threshold_units} (none in a
+    #: run written before probabilities were stored)
+    exceedance: dict[str, dict] = field(default_factory=dict)
     _produced: dict[int, int] = field(default_factory=dict)
     _memo: LRUCache = field(default_factory=lambda: LRUCache(MEMO_ITEMS))
     _memo_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -92,6 +95,11 @@ class RunView:
         """Set (or replace) a memo entry."""
         with self._memo_lock:
             self._memo[key] = value
+
+    @property
+    def parameters(self) -> list[str]:
+        """Every parameter the run serves: its variables, then their exceedance probabilities."""
+        return [*self.variables, *self.exceedance]
 
     @property
     def collection_id(self) -> str:
@@ -261,12 +269,14 @@ class ForecastReader(HeadReader):
         else:
             written, prod = np.zeros(0, "int64"), np.zeros(0, "int64")
         arrays = {}
-        for v in variables:
+        exceedance = dict(attrs.get("exceedance") or {})
+        for v in [*variables, *exceedance]:
             arrays[v] = g[v]
             arrays[f"{v}_annotation"] = g[f"{v}_annotation"]
         ch = arrays[variables[0]].chunks
+        units = {**dict(attrs.get("units") or {}), **{n: "1" for n in exceedance}}
         return RunView(snapshot=head, dataset=dataset, run=run, grid=grid, variables=variables,
-                       units=dict(attrs.get("units") or {}), attrs=attrs, leads=g["lead_time"][:].astype("int64"),
+                       units=units, attrs=attrs, exceedance=exceedance, leads=g["lead_time"][:].astype("int64"),
                        start_s=int(attrs["time_start_s"]), step_s=int(attrs["time_step_s"]),
                        written=written.astype("int64"), produced=prod.astype("int64"), arrays=arrays,
                        tile=(int(ch[2]), int(ch[3])), group=g)

@@ -68,10 +68,12 @@ class Context:
         self.forecasters = {}
         for m in job.methods:
             if m.version is not None:
+                # probabilities=False: the hindcast makes and verifies its own (probabilistic_fields)
                 fc = Forecaster(self.catalog, job.variable, registry=self.registry, model=m.version,
-                                deadline=HINDCAST_DEADLINE_S)
+                                deadline=HINDCAST_DEADLINE_S, probabilities=False)
             else:
-                fc = Forecaster(self.catalog, job.variable, method=m.name, climatology=job.climatology)
+                fc = Forecaster(self.catalog, job.variable, method=m.name, climatology=job.climatology,
+                                probabilities=False)
             fc.n_leads = job.n_leads  # every method verified at the same lead times
             self.forecasters[m.name] = fc
         self.step_s = int(self.catalog.time.step_seconds)

@@ -184,7 +184,7 @@ class Verification:
         key = (variable, method)
         fc = self._forecasters.get(key)
         if fc is None:
-            fc = self._forecasters[key] = Forecaster(self.catalog, variable, method=method)
+            fc = self._forecasters[key] = Forecaster(self.catalog, variable, method=method, probabilities=False)
         fc.n_leads = n_leads
         return fc
 

@@ -53,20 +53,29 @@ class NeighbourhoodPersistence:
 
         Raises: BadInputError for bad ``thresholds``, ``n_leads``, ``step``, ``inputs`` or ``mask``.
         """
-        from scipy.ndimage import uniform_filter
-
         thr = check_thresholds(thresholds)
         det = self.predict(inputs, n_leads=n_leads, step=step, mask=mask)
-        field = np.asarray(det.values[0], dtype=np.float64)
-        have = np.isfinite(field)
-        # box sums of integer counts (uniform_filter's mean times the window area), rounded back to integers
-        area = self.size * self.size
-        n_have = np.rint(uniform_filter(have.astype(np.float64), self.size, mode="constant") * area)
-        probs = np.full((len(thr), *field.shape), np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for k, t in enumerate(thr):
-                events = (have & (field >= t)).astype(np.float64)
-                ev = np.rint(uniform_filter(events, self.size, mode="constant") * area)
-                probs[k] = np.where(have & (n_have > 0), ev / np.maximum(n_have, 1), np.nan)
-        probs = np.broadcast_to(probs[:, None], (len(thr), det.sizes["lead_time"], *field.shape))
+        probs = neighbourhood_fractions(np.asarray(det.values[:1], dtype=np.float64), thr, self.size)
+        probs = np.broadcast_to(probs, (len(thr), det.sizes["lead_time"], *probs.shape[2:]))
         return finish_probabilities(det, probs, thr, None, {"size": self.size})
+
+
+def neighbourhood_fractions(fields: np.ndarray, thresholds: np.ndarray, size: int) -> np.ndarray:
+    """Per field (n, y, x) and threshold: the fraction of the cells with a value inside the ``size`` x ``size``
+    window centred on each cell that are ``>= threshold`` (threshold, n, y, x); cells beyond the grid edge do
+    not count, NaN where the cell itself has no value."""
+    from scipy.ndimage import uniform_filter
+
+    f = np.asarray(fields, dtype=np.float64)
+    probs = np.full((len(thresholds), *f.shape), np.nan)
+    # box sums of integer counts (uniform_filter's mean times the window area), rounded back to integers
+    area = size * size
+    for j, field in enumerate(f):
+        have = np.isfinite(field)
+        n_have = np.rint(uniform_filter(have.astype(np.float64), size, mode="constant") * area)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for k, t in enumerate(thresholds):
+                events = (have & (field >= t)).astype(np.float64)
+                ev = np.rint(uniform_filter(events, size, mode="constant") * area)
+                probs[k, j] = np.where(have & (n_have > 0), ev / np.maximum(n_have, 1), np.nan)
+    return probs

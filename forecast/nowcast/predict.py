@@ -83,7 +83,7 @@ def predict(settings, dataset: str, init: datetime | str, *, model: str | None =
     produced = fc.produce(obs, init_dt, as_of=as_of_dt)
     run = model if model is not None else PRODUCTION
     fstore = forecast_store_for(settings)
-    res = fstore.write(catalog, run, init_dt, produced.forecast, produced.provenance)
+    res = fstore.write(catalog, run, init_dt, produced.stored(), produced.provenance)
     if not res.written:  # the same forecast is stored already: report that one
         produced.provenance = fstore.provenance(dataset, init_dt, run) or produced.provenance
     return {

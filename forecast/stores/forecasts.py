@@ -14,7 +14,13 @@ each init made by whichever model was in production then, or by its fallback) or
 - ``<var>`` float32 (init_time, lead_time, y, x), chunks (1, n_lead, 32, 32): all leads of a 32 x 32 tile
   in one chunk, so a point query reads one chunk;
 - ``<var>_annotation`` uint8, same shape and chunks: the plausibility annotation of each value
-  (`ANNOTATIONS`).
+  (`ANNOTATIONS`);
+- ``<var>_exceedance_<t>`` float32 in [0, 1], same shape and chunks, one per catalog threshold
+  (`forecast.catalog.exceedance_name`): the probability of a value at or above the threshold, attrs ``units``
+  "1", ``threshold``, ``threshold_units``, ``variable``, ``long_name``; with its ``_annotation`` (``ok`` or
+  ``degraded_inputs``; `NO_VALUE` and a NaN probability for an init written before probabilities were
+  stored). The group attr ``exceedance`` lists them; a group written before they existed gains them on its
+  next write.
 
 Writes are idempotent per (run, init, model version, input revisions): the same forecast again is
 no new commit. Values are stored as the method produced them: an implausible value is marked, never
@@ -33,7 +39,8 @@ import numpy as np
 from forecast import __version__
 from forecast.catalog import Catalog
 from forecast.errors import BadInputError
-from forecast.plausibility import ANNOTATIONS, annotation_attrs
+from forecast.catalog import exceedance_name
+from forecast.plausibility import ANNOTATIONS, NO_VALUE, annotation_attrs
 from forecast.stores.repo import BRANCH, IcechunkRepo, SlotView, codec_for
 from forecast.timeutil import iso, parse_time, to_epoch, utc
 
@@ -137,7 +144,7 @@ class ForecastStore(IcechunkRepo):
             "valid_time": (("init_time", "lead_time"), inits[:, None] + leads[None, :]),
         }
         data = {}
-        for vid in g.attrs["variables"]:
+        for vid in [*g.attrs["variables"], *exceedance_of(g)]:
             for name in (vid, f"{vid}_annotation"):
                 a = g[name]
                 # through an index map: no dask graph over the whole pre-sized, mostly empty init axis
@@ -146,7 +153,7 @@ class ForecastStore(IcechunkRepo):
                                     name=f"fcst-{dataset}-{run}-{name}-{session.snapshot_id}")
                 data[name] = (("init_time", "lead_time", "y", "x"), arr, dict(a.attrs))
         ds = xr.Dataset(data, coords=coords)
-        ds.attrs.update({k: v for k, v in g.attrs.items() if k not in ("variables",)})
+        ds.attrs.update({k: v for k, v in g.attrs.items() if k not in ("variables", "exceedance")})
         ds.attrs["snapshot"] = session.snapshot_id
         return ds
 
@@ -154,7 +161,8 @@ class ForecastStore(IcechunkRepo):
     def write(self, catalog: Catalog, run: str, init: datetime, fcst, provenance: dict, *,
               message: str | None = None) -> WriteResult:
         """Store one forecast (an ``xarray.Dataset`` of (lead_time, y, x) variables, each with a
-        ``<var>_annotation`` beside it) at ``init`` in run ``run``, with its provenance record.
+        ``<var>_annotation`` beside it, and the exceedance probabilities ``<var>_exceedance_<t>`` of
+        `forecast.nowcast.forecaster.Produced.stored`) at ``init`` in run ``run``, with its provenance record.
 
         Idempotent: when the stored forecast of this init was made by the same model version (or
         method) from the same input revisions, nothing is written and no commit is made.
@@ -168,8 +176,10 @@ class ForecastStore(IcechunkRepo):
         if slot is None:
             raise BadInputError(f"init time {iso(init)} is not on the time axis of {catalog.id} "
                                 f"(start {iso(catalog.time.start)}, step {catalog.time.step})")
-        variables = [v for v in fcst.data_vars if not v.endswith("_annotation")]
-        for v in variables:
+        named = [v for v in fcst.data_vars if not v.endswith("_annotation")]
+        exceed = [v for v in named if _is_exceedance(v, fcst[v].attrs)]
+        variables = [v for v in named if v not in exceed]
+        for v in named:
             if f"{v}_annotation" not in fcst:
                 raise BadInputError(f"forecast variable {v!r} comes without its {v}_annotation")
             if fcst[v].dims != ("lead_time", "y", "x"):
@@ -183,16 +193,25 @@ class ForecastStore(IcechunkRepo):
                 _create_run(root, path, catalog, run, fcst, variables, leads_s)
             g = zarr.open_group(session.store, path=path, mode="a")
             _check_compatible(g, path, fcst, variables, leads_s)
+            _add_exceedance(g, catalog, fcst, [v for v in exceed if v not in exceedance_of(g)])
             cap = g["init_time"].shape[0]
             if slot < cap:
                 old = str(g["provenance"][slot])
                 if old and _same_forecast(json.loads(old), provenance):
                     return WriteResult(snapshot=session.snapshot_id, written=False, group=path, init_index=slot)
             else:
-                _grow(g, variables, slot)
+                _grow(g, slot)
             for v in variables:
                 g[v][slot] = np.asarray(fcst[v].values, dtype="float32")
                 g[f"{v}_annotation"][slot] = np.asarray(fcst[f"{v}_annotation"].values, dtype="uint8")
+            for v in exceedance_of(g):  # one absent from this forecast is cleared: never a stale probability
+                a, ann = g[v], g[f"{v}_annotation"]
+                if v in exceed:
+                    a[slot] = np.asarray(fcst[v].values, dtype="float32")
+                    ann[slot] = np.asarray(fcst[f"{v}_annotation"].values, dtype="uint8")
+                elif slot < cap:
+                    a[slot] = np.full(a.shape[1:], np.nan, "float32")
+                    ann[slot] = np.full(ann.shape[1:], NO_VALUE, "uint8")
             g["init_time"][slot] = to_epoch(init)
             now = datetime.now(timezone.utc)
             g["produced_at"][slot] = to_epoch(now)
@@ -316,9 +335,49 @@ def _check_compatible(g, path: str, fcst, variables: list[str], leads_s: np.ndar
                                 f"{(fcst.sizes['y'], fcst.sizes['x'])}")
 
 
-def _grow(g, variables: list[str], slot: int) -> None:
+def exceedance_of(g) -> dict[str, dict]:
+    """The exceedance arrays of a run group: name -> {variable, threshold, threshold_units} (empty for a group
+    written before probabilities were stored)."""
+    return dict(g.attrs.get("exceedance") or {})
+
+
+def _is_exceedance(name: str, attrs) -> bool:
+    """Whether a forecast variable is an exceedance probability (named by the contract after its attrs)."""
+    try:
+        return name == exceedance_name(str(attrs["variable"]), float(attrs["threshold"]))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _add_exceedance(g, catalog: Catalog, fcst, names: list[str]) -> None:
+    """Create the arrays of new exceedance probabilities, sized and chunked as the values beside them (their
+    existing inits read as NaN, annotated `NO_VALUE`)."""
+    if not names:
+        return
+    base = g[g.attrs["variables"][0]]
+    codec = codec_for(catalog)
+    listed = exceedance_of(g)
+    for v in names:
+        a = fcst[v].attrs
+        meta = {"variable": str(a["variable"]), "threshold": float(a["threshold"]),
+                "threshold_units": str(a.get("threshold_units", ""))}
+        arr = g.create_array(v, shape=base.shape, chunks=base.chunks, dtype="float32", fill_value=np.nan,
+                             compressors=[codec], dimension_names=("init_time", "lead_time", "y", "x"))
+        arr.attrs.update({"units": "1", "long_name": str(a.get("long_name", f"probability of {v}")), **meta,
+                          "valid_range": [0.0, 1.0], "ancillary_variables": f"{v}_annotation",
+                          "coordinates": "lat lon"})
+        ann = g.create_array(f"{v}_annotation", shape=base.shape, chunks=base.chunks, dtype="uint8",
+                             fill_value=NO_VALUE, compressors=[codec],
+                             dimension_names=("init_time", "lead_time", "y", "x"))
+        ann.attrs.update({**annotation_attrs(), "no_value": NO_VALUE})
+        listed[v] = meta
+    g.attrs.update({"exceedance": listed})
+
+
+def _grow(g, slot: int) -> None:
     new_cap = (slot // _INIT_BLOCK + 1) * _INIT_BLOCK
-    for name in ("init_time", "produced_at", "provenance", *variables, *(f"{v}_annotation" for v in variables)):
+    arrays = [*g.attrs["variables"], *exceedance_of(g)]
+    for name in ("init_time", "produced_at", "provenance", *arrays, *(f"{v}_annotation" for v in arrays)):
         a = g[name]
         a.resize((new_cap, *a.shape[1:]))
 
@@ -328,4 +387,4 @@ def forecast_store_for(settings) -> ForecastStore:
 
 
 __all__ = ["ANNOTATIONS", "BRANCH", "ForecastStore", "PRODUCTION", "UnknownForecastError", "WriteResult",
-           "annotation_attrs", "forecast_store_for"]
+           "annotation_attrs", "exceedance_of", "forecast_store_for"]

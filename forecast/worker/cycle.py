@@ -359,7 +359,7 @@ def _forecast_one(svc: Service, variable: str, plan: Planned, now: datetime) -> 
     produced = fc.produce(obs, plan.init, as_of=now)
     stages["forecast"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    res = svc.fstore.write(svc.catalog, PRODUCTION, plan.init, produced.forecast, produced.provenance)
+    res = svc.fstore.write(svc.catalog, PRODUCTION, plan.init, produced.stored(), produced.provenance)
     stages["write"] = time.perf_counter() - t2
     return {"variable": variable, "init_time": iso(plan.init), "method": produced.method,
             "fallback": produced.fallback, "model": (produced.provenance.get("model") or {}).get("version"),

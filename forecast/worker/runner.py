@@ -4,6 +4,8 @@ worker would pile up abandoned model threads.)
 
 The process is started once and keeps the models it loaded (by checkpoint sha256), so a cycle pays
 neither torch's import nor the checkpoint load; after a kill the next forecast starts a fresh one.
+Asked for thresholds, a probabilistic model's probabilities follow its forecast as a second answer under
+the same deadline: when they come too late the process is killed, and the forecast still stands.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ModelProcess"]
 
 
-def _serve(conn) -> None:  # pragma: no cover - runs in the child process (covered through ModelProcess)
-    """The child: load models on request, forecast, answer; one request at a time."""
+def _serve(conn, loader=None) -> None:  # pragma: no cover - runs in the child (covered through ModelProcess)
+    """The child: load models on request (``loader(path, version=, sha256=)``, by default
+    `LearnedNowcaster.from_checkpoint`), forecast, answer; one request at a time."""
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -39,18 +42,33 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the child process (cover
 
                 conn.send(("ok", None))
                 continue
-            _, path, version, sha, inputs, mask, n_leads, step = msg
+            _, path, version, sha, inputs, mask, n_leads, step = msg[:8]
+            thresholds = msg[8] if len(msg) > 8 else None
             model = loaded.get(sha)
             if model is None:
-                from forecast.model.learned import LearnedNowcaster
+                if loader is None:
+                    from forecast.model.learned import LearnedNowcaster
 
-                model = LearnedNowcaster.from_checkpoint(path, version=version, sha256=sha)
+                    loader = LearnedNowcaster.from_checkpoint
+                model = loader(path, version=version, sha256=sha)
                 loaded.clear()  # one model at a time: the production model
                 loaded[sha] = model
             if kind == "load":
                 conn.send(("ok", None))
                 continue
-            conn.send(("ok", model.predict(inputs, n_leads=n_leads, step=step, mask=mask)))
+            from forecast.nowcast.probabilities import is_probabilistic
+
+            more = thresholds is not None and is_probabilistic(model)
+            # the third item says whether a second answer, the probabilities, follows
+            conn.send(("ok", model.predict(inputs, n_leads=n_leads, step=step, mask=mask), more))
+            if more:
+                try:
+                    probs = model.predict_probabilities(inputs, n_leads=n_leads, step=step, thresholds=thresholds,
+                                                        mask=mask)
+                except Exception as e:  # noqa: BLE001 - the forecast stands; the probabilities fall back
+                    conn.send(("prob_err", f"{type(e).__name__}: {e}"))
+                    continue
+                conn.send(("prob", probs))
         except Exception as e:  # noqa: BLE001 - the parent turns it into a fallback reason
             conn.send(("err", f"{type(e).__name__}: {e}"))
 
@@ -64,7 +82,10 @@ class ModelProcess:
     killing the process that is getting ready.
     """
 
-    def __init__(self):
+    def __init__(self, loader=None):
+        #: how the child loads a checkpoint: None is `LearnedNowcaster.from_checkpoint`; another importable
+        #: function of (path, version=, sha256=) (it is sent to a spawned process) for stand-ins
+        self.loader = loader
         self._proc = None
         self._conn = None
         self._lock = threading.Lock()
@@ -76,7 +97,7 @@ class ModelProcess:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Icechunk's threads
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child,), name="forecast-model", daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, self.loader), name="forecast-model", daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent
@@ -117,37 +138,61 @@ class ModelProcess:
         self.warm_async()
         return self._ready.wait(timeout)
 
-    def run(self, forecaster, inputs, mask, budget: float):
-        """The model's forecast within ``budget`` seconds: ``(DataArray, None)``, or ``(None, reason)`` after
-        killing the process when it took too long, failing with the model's error, or while the process is
-        still getting ready."""
+    def run(self, forecaster, inputs, mask, budget: float, *, thresholds=None):
+        """The model's forecast within ``budget`` seconds as a `ModelAnswer`: its DataArray, or None and the
+        reason after killing the process when it took too long, failing with the model's error, or while the
+        process is still getting ready. With ``thresholds``, a probabilistic model's probabilities too, within
+        the same budget (when they fail or come late, ``probability_error`` says why)."""
+        from forecast.nowcast.probabilities import ModelAnswer
+
         rec = forecaster.record
         if budget <= 0:
-            return None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s"
+            return ModelAnswer(None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s")
         path = forecaster.verified_checkpoint()  # raises when the file is gone or changed
         self._last = (str(path), rec.version, rec.checkpoint_sha256)
         t0 = time.perf_counter()
         if not self._ready.is_set():
             self.warm_async()
             if not self._ready.wait(budget):
-                return None, (f"model {rec.version} could not answer within the deadline of {forecaster.deadline:g} s: "
-                              "its process is still starting (torch import, checkpoint load)")
+                return ModelAnswer(None, f"model {rec.version} could not answer within the deadline of "
+                                         f"{forecaster.deadline:g} s: its process is still starting (torch import, "
+                                         "checkpoint load)")
         left = budget - (time.perf_counter() - t0)
         with self._lock:
             answer = self._ask(("predict", str(path), rec.version, rec.checkpoint_sha256, inputs, mask,
-                                forecaster.n_leads, forecaster.step), left)
+                                forecaster.n_leads, forecaster.step, thresholds), left)
             if answer is None:
                 self._kill()
                 self.warm_async()  # ready again for the next cycle
-                return None, (f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s "
-                              f"(stopped after {time.perf_counter() - t0:.1f} s)")
-        status, payload = answer
-        if status == "err":
-            if "died" in payload:
+                return ModelAnswer(None, f"model {rec.version} exceeded the deadline of {forecaster.deadline:g} s "
+                                         f"(stopped after {time.perf_counter() - t0:.1f} s)")
+            status, payload = answer[0], answer[1]
+            if status == "err":
+                if "died" in payload:
+                    self._kill()
+                    self.warm_async()
+                return ModelAnswer(None, f"model {rec.version} failed: {payload}")
+            if not (len(answer) > 2 and answer[2]):  # no probabilities asked, or the model has none
+                return ModelAnswer(payload)
+            second = self._receive(budget - (time.perf_counter() - t0))
+            if second is None:  # the probabilities came too late: the forecast stands
                 self._kill()
                 self.warm_async()
-            return None, f"model {rec.version} failed: {payload}"
-        return payload, None
+                return ModelAnswer(payload, probability_error=f"model {rec.version}'s probabilities exceeded the "
+                                                              f"deadline of {forecaster.deadline:g} s")
+            kind, probs = second
+            if kind != "prob":
+                return ModelAnswer(payload, probability_error=f"model {rec.version}'s probabilities failed: {probs}")
+            return ModelAnswer(payload, probabilities=probs)
+
+    def _receive(self, budget: float) -> tuple[str, Any] | None:
+        """The next answer of the process within ``budget`` seconds (None: none came)."""
+        if self._conn is None or not self._conn.poll(max(0.0, budget)):
+            return None
+        try:
+            return self._conn.recv()
+        except EOFError:
+            return ("prob_err", "the model process died")
 
     def _kill(self) -> None:
         self.kills += 1

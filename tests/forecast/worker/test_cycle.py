@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from forecast.catalog import exceedance_name
 from forecast.clock import FixedClock
 from forecast.errors import BadInputError
 from forecast.stores import open_observations
@@ -81,6 +82,14 @@ def test_a_cycle_ingests_archives_and_forecasts_the_due_init_as_known_now(world)
     assert list(inbox.iterdir()) == [] and len(list(archive.rglob("*.nc"))) == sum(came)
     prov = svc.fstore.provenance(cat.id, START + 4 * STEP)
     assert prov["observations"]["as_of"] == iso(START + 4 * STEP + timedelta(minutes=1))
+    # the exceedance probabilities of the catalog's thresholds are stored beside the values
+    names = [exceedance_name(P, t) for t in cat.variables[P].thresholds]
+    assert prov["probabilities"]["parameters"] == names and prov["probabilities"]["method"] == "neighbourhood"
+    stored = svc.fstore.open(cat.id)
+    assert str(stored["init_time"].values[-1])[:19] == iso(START + 4 * STEP)[:19]
+    for n in names:
+        p = stored[n].isel(init_time=-1).values
+        assert np.nanmin(p) >= 0 and np.nanmax(p) <= 1 and np.isfinite(p).any()
     # a second cycle with nothing new does nothing
     again = run_cycle(svc)
     assert again["forecasts"] == [] and again["ingest"]["files"] == 0

@@ -1,10 +1,13 @@
 """The production model in the worker's own process: a model that misses the cycle's deadline is killed
-for real and the fallback answers; a checkpoint deleted while the service runs is refused and said so."""
+for real and the fallback answers; a checkpoint deleted while the service runs is refused and said so; a
+probabilistic model's probabilities come through the process under the same deadline."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
+import probkit
 import pytest
 import yaml
 
@@ -76,6 +79,11 @@ def test_a_model_past_its_deadline_is_killed_and_the_fallback_answers(trained):
         rep = _feed(svc, trained, clock, START + 25 * STEP)
         (f,) = rep["forecasts"]
         assert f["method"] == "model" and f["fallback"] is None and f["model"] == doc["version"]
+        # the probabilities came through the model process under the same deadline: the model's own when it
+        # has a probabilistic head, else the neighbourhood of its forecast, never a fallback of their own
+        probs = svc.fstore.provenance(cat.id, START + 25 * STEP)["probabilities"]
+        assert probs["source"] in ("model", "neighbourhood of model") and probs["fallback"] is None
+        assert len(probs["parameters"]) == len(cat.variables[P].thresholds)
         # a model that hangs (its process stopped by SIGSTOP) past the deadline is killed for real, and a new
         # process is warmed at once
         import os
@@ -103,6 +111,35 @@ def test_a_model_past_its_deadline_is_killed_and_the_fallback_answers(trained):
             assert f["init_time"] == iso(START + 27 * STEP) and runner.kills == 1
         finally:
             ckpt.write_bytes(saved)
+    finally:
+        runner.close()
+        svc.db.close()
+
+
+@pytest.mark.parametrize("loader, source, why", [
+    (probkit.load_with_probabilities, "model", None),
+    (probkit.load_with_broken_probabilities, "neighbourhood of model", "failed: RuntimeError: probability head diverged"),
+    (probkit.load_with_slow_probabilities, "neighbourhood of model", "probabilities exceeded the deadline of 20 s"),
+])
+def test_a_probabilistic_model_sends_its_probabilities_through_the_process(trained, loader, source, why):
+    st, cat, sample, manifest, doc = trained
+    clock = FixedClock(START)
+    runner = ModelProcess(loader=loader)
+    svc = open_service(st, cat.id, clock=clock, runner=runner)
+    t = START + {"load_with_probabilities": 28, "load_with_broken_probabilities": 29}.get(loader.__name__, 30) * STEP
+    try:
+        assert runner.warm(120)
+        _with_deadline(svc, "20s")
+        rep = _feed(svc, trained, clock, t)
+        (f,) = rep["forecasts"]
+        assert f["method"] == "model" and f["fallback"] is None  # the forecast stands in every case
+        probs = svc.fstore.provenance(cat.id, t)["probabilities"]
+        assert probs["source"] == source
+        assert (probs["fallback"] is None) if why is None else (why in probs["fallback"])
+        assert runner.kills == (1 if "deadline" in (why or "") else 0)
+        stored = svc.fstore.open(cat.id)
+        p = stored[probs["parameters"][0]].isel(init_time=-1).values
+        assert np.isfinite(p).any() and np.nanmin(p) >= 0 and np.nanmax(p) <= 1
     finally:
         runner.close()
         svc.db.close()
