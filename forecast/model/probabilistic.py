@@ -1,0 +1,150 @@
+"""The maths of the model's probabilistic head: a categorical distribution over intensity bins per lead and
+cell, the bins edged by the catalog variable's ``thresholds`` (K thresholds -> K + 1 bins), its
+cross-entropy loss, exceedance probabilities, and the deterministic detection product with its cut-offs.
+
+Conventions (as `forecast.evaluation.probabilistic`): the event at threshold ``t_k`` is ``obs >= t_k``; bin
+``j`` (0..K) holds values with exactly ``j`` thresholds at or below them, so ``P(obs >= t_k)`` is the sum of
+the probabilities of bins ``k + 1 .. K``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CUTOFF_BINS", "ProbabilityHead", "bin_index", "cutoffs_from_histograms", "detection_field",
+           "detection_level", "exceedance", "masked_cross_entropy", "probability_histograms"]
+
+#: resolution of the probability histograms the detection cut-offs are read from
+CUTOFF_BINS = 10_000
+
+
+class ProbabilityHead(nn.Module):
+    """Logits of the intensity bins from the U-Net's last decoder features and the base forecast.
+
+    logits = prior(base) + conv1x1(features): the prior is a softened one-hot of the bin the base forecast
+    (Lagrangian persistence) falls in, ``-sharpness[lead] * distance(base, bin)`` in normalised units (0
+    inside the bin), with a learned sharpness per lead; the convolution starts at zero, so an untrained head
+    forecasts softened Lagrangian persistence, as the deterministic head starts at Lagrangian persistence.
+
+    forward(features, base):
+        features: (batch, channels, y, x); base: (batch, lead_time, y, x) normalised;
+        returns logits (batch, lead_time, bin, y, x).
+    """
+
+    def __init__(self, channels: int, leads: int, edges_z: Sequence[float], *, sharpness: float = 3.0):
+        super().__init__()
+        edges = torch.as_tensor(list(edges_z), dtype=torch.float32)
+        self.leads, self.bins = leads, len(edges) + 1
+        self.register_buffer("edges_z", edges)
+        self.conv = nn.Conv2d(channels, leads * self.bins, 1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.log_sharpness = nn.Parameter(torch.full((leads,), math.log(sharpness)))
+
+    def prior(self, base: torch.Tensor) -> torch.Tensor:
+        inf = torch.full((1,), float("inf"), dtype=base.dtype, device=base.device)
+        e = self.edges_z.to(base.dtype)
+        lo = torch.cat([-inf, e]).view(1, 1, -1, 1, 1)
+        hi = torch.cat([e, inf]).view(1, 1, -1, 1, 1)
+        b = base.unsqueeze(2)
+        dist = F.relu(lo - b) + F.relu(b - hi)
+        return -self.log_sharpness.exp().view(1, -1, 1, 1, 1).to(base.dtype) * dist
+
+    def forward(self, features: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        b, _, ny, nx = features.shape
+        learned = self.conv(features).view(b, self.leads, self.bins, ny, nx)
+        return self.prior(base.float()) + learned.float()
+
+
+def bin_index(values: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """The bin of each value: how many thresholds are ``<= value`` (int64, same shape)."""
+    return torch.bucketize(values.contiguous(), thresholds.to(values.dtype), right=True)
+
+
+def masked_cross_entropy(logits: torch.Tensor, target_phys: torch.Tensor, mask: torch.Tensor,
+                         thresholds: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of the observed bin over the cells where ``mask`` > 0 (a proper score).
+
+    logits (batch, lead_time, bin, y, x); target_phys and mask (batch, lead_time, y, x). Masked cells count
+    nothing, whatever their target value.
+    """
+    idx = bin_index(target_phys.float(), thresholds).clamp(0, logits.shape[2] - 1)
+    nll = -torch.log_softmax(logits.float(), dim=2).gather(2, idx.unsqueeze(2)).squeeze(2)
+    m = (mask > 0).to(nll.dtype)
+    return (torch.where(m > 0, nll, torch.zeros_like(nll)) * m).sum() / m.sum().clamp_min(1.0)
+
+
+def exceedance(logits: torch.Tensor) -> torch.Tensor:
+    """P(value >= t_k) from bin logits (..., bin, y, x) -> (..., threshold, y, x), in [0, 1] and
+    non-increasing along threshold (sums of non-negative bin probabilities)."""
+    p = torch.softmax(logits.float(), dim=-3)
+    tail = p.flip(-3).cumsum(-3).flip(-3)  # tail[j] = sum of bins j..K
+    return tail[..., 1:, :, :].clamp(0.0, 1.0)
+
+
+# -- the detection product ---------------------------------------------------------------------------------
+
+def detection_level(prob: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+    """The detected level per lead and cell: 1 + the highest threshold k whose ``P(>= t_k) >= cutoff[lead, k]``
+    (0: none). prob (threshold, lead_time, y, x); cutoffs (lead_time, threshold), NaN = never detected."""
+    with np.errstate(invalid="ignore"):
+        hit = prob >= np.moveaxis(cutoffs, 1, 0)[:, :, None, None]
+    k = prob.shape[0]
+    ranks = np.arange(1, k + 1).reshape(-1, 1, 1, 1)
+    return np.max(np.where(hit, ranks, 0), axis=0)
+
+
+def detection_field(fields: np.ndarray, prob: np.ndarray, cutoffs: np.ndarray,
+                    thresholds: Sequence[float]) -> np.ndarray:
+    """The deterministic detection product (lead_time, y, x): in each cell the detected bin (`detection_level`),
+    its value the deterministic forecast ``fields`` clipped into that bin (``t_{L-1} <= v < t_L``), so that
+    the field exceeds exactly the thresholds detected."""
+    t = np.asarray(thresholds, dtype=np.float32)
+    level = detection_level(prob, cutoffs)
+    below = np.nextafter(t, np.float32(-np.inf))  # the largest float32 under each threshold
+    lo = np.concatenate([[-np.inf], t]).astype(np.float32)[level]
+    hi = np.concatenate([below, [np.inf]]).astype(np.float32)[level]
+    return np.clip(np.asarray(fields, dtype=np.float32), lo, hi)
+
+
+def probability_histograms(prob: np.ndarray, obs: np.ndarray, valid: np.ndarray,
+                           thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of forecast probability per (lead, threshold, bin of width 1 / CUTOFF_BINS) and of observed
+    events per (lead, threshold), over the ``valid`` cells. prob (threshold, lead_time, y, x); obs, valid
+    (lead_time, y, x). Sums over windows are the histograms `cutoffs_from_histograms` reads."""
+    k, n = prob.shape[:2]
+    b = CUTOFF_BINS + 1
+    idx = np.clip(np.floor(np.nan_to_num(prob, nan=0.0) * CUTOFF_BINS), 0, CUTOFF_BINS).astype(np.int64)
+    offset = (np.arange(n)[None, :] * k + np.arange(k)[:, None]) * b  # (threshold, lead)
+    v = np.broadcast_to(valid[None], prob.shape)
+    hist = np.bincount((idx + offset[:, :, None, None])[v], minlength=n * k * b).reshape(n, k, b)
+    t = np.asarray(thresholds, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        events = ((obs[None] >= t[:, None, None, None]) & valid[None]).sum(axis=(2, 3)).T  # (lead, threshold)
+    return hist, events
+
+
+def cutoffs_from_histograms(hist: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """The cut-off per (lead, threshold) whose count of ``p >= cut-off`` is nearest the count of observed events
+    (frequency bias ~ 1); NaN where no event was observed (never detected)."""
+    n, k, _ = hist.shape
+    out = np.full((n, k), np.nan, dtype=np.float64)
+    tail = hist[..., ::-1].cumsum(-1)[..., ::-1]  # tail[b]: cells with p >= b / CUTOFF_BINS
+    for li in range(n):
+        for ki in range(k):
+            ev = events[li, ki]
+            if ev <= 0:
+                continue
+            c = tail[li, ki]
+            above = np.nonzero(c >= ev)[0]
+            b = int(above[-1]) if len(above) else 0
+            if b + 1 < len(c) and abs(c[b + 1] - ev) < abs(c[b] - ev):
+                b += 1
+            out[li, ki] = b / CUTOFF_BINS
+    return out
