@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CUTOFF_BINS", "ProbabilityHead", "bin_index", "cutoffs_from_histograms", "detection_field",
+__all__ = ["CUTOFF_BINS", "ProbabilityHead", "bin_index", "box_mean", "cutoffs_from_histograms", "detection_field",
            "detection_level", "exceedance", "masked_cross_entropy", "probability_histograms"]
 
 #: resolution of the probability histograms the detection cut-offs are read from
@@ -27,20 +27,25 @@ CUTOFF_BINS = 10_000
 class ProbabilityHead(nn.Module):
     """Logits of the intensity bins from the U-Net's last decoder features and the base forecast.
 
-    logits = prior(base) + conv1x1(features): the prior is a softened one-hot of the bin the base forecast
-    (Lagrangian persistence) falls in, ``-sharpness[lead] * distance(base, bin)`` in normalised units (0
-    inside the bin), with a learned sharpness per lead; the convolution starts at zero, so an untrained head
-    forecasts softened Lagrangian persistence, as the deterministic head starts at Lagrangian persistence.
+    logits = log(prior(base)) + conv1x1(features). The prior is softened Lagrangian persistence: the one-hot
+    bin of the base forecast (the advected last field) averaged over a square window growing ``slope`` cells
+    per lead step (the local Lagrangian probability of Germann and Zawadzki, as pysteps'
+    ``lagrangian_probability``), mixed with ``floor`` of a smooth distribution around the base
+    (``softmax(-sharpness * distance(base, bin))`` in normalised units, so that no bin is impossible). The
+    convolution starts at zero: an untrained head forecasts that prior, as the deterministic head starts at
+    Lagrangian persistence.
 
     forward(features, base):
         features: (batch, channels, y, x); base: (batch, lead_time, y, x) normalised;
         returns logits (batch, lead_time, bin, y, x).
     """
 
-    def __init__(self, channels: int, leads: int, edges_z: Sequence[float], *, sharpness: float = 3.0):
+    def __init__(self, channels: int, leads: int, edges_z: Sequence[float], *, slope: float = 5.0,
+                 floor: float = 0.05, sharpness: float = 3.0):
         super().__init__()
         edges = torch.as_tensor(list(edges_z), dtype=torch.float32)
         self.leads, self.bins = leads, len(edges) + 1
+        self.slope, self.floor = slope, floor
         self.register_buffer("edges_z", edges)
         self.conv = nn.Conv2d(channels, leads * self.bins, 1)
         nn.init.zeros_(self.conv.weight)
@@ -48,18 +53,43 @@ class ProbabilityHead(nn.Module):
         self.log_sharpness = nn.Parameter(torch.full((leads,), math.log(sharpness)))
 
     def prior(self, base: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (batch, lead_time, bin, y, x) of the prior."""
         inf = torch.full((1,), float("inf"), dtype=base.dtype, device=base.device)
         e = self.edges_z.to(base.dtype)
         lo = torch.cat([-inf, e]).view(1, 1, -1, 1, 1)
         hi = torch.cat([e, inf]).view(1, 1, -1, 1, 1)
         b = base.unsqueeze(2)
         dist = F.relu(lo - b) + F.relu(b - hi)
-        return -self.log_sharpness.exp().view(1, -1, 1, 1, 1).to(base.dtype) * dist
+        smooth = torch.softmax(-self.log_sharpness.exp().view(1, -1, 1, 1, 1).to(base.dtype) * dist, dim=2)
+        onehot = F.one_hot(torch.bucketize(base.contiguous(), e, right=True), self.bins).permute(0, 1, 4, 2, 3)
+        local = torch.stack([box_mean(onehot[:, j].to(base.dtype), int((j + 1) * self.slope) // 2)
+                             for j in range(base.shape[1])], dim=1)
+        return torch.log((1 - self.floor) * local + self.floor * smooth)
 
     def forward(self, features: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         b, _, ny, nx = features.shape
         learned = self.conv(features).view(b, self.leads, self.bins, ny, nx)
         return self.prior(base.float()) + learned.float()
+
+
+def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
+    """The mean of x (batch, channel, y, x) over the (2r + 1)^2 window around each cell, counting only cells
+    inside the grid; by summed-area tables, so the cost does not grow with r."""
+    if r <= 0:
+        return x
+    ny, nx = x.shape[-2:]
+
+    def window_sum(a: torch.Tensor) -> torch.Tensor:
+        c = F.pad(a, (1, 0, 1, 0)).cumsum(-2).cumsum(-1)  # c[i, j] = sum of a[:i, :j]
+        y0 = (torch.arange(ny, device=a.device) - r).clamp(0, ny)
+        y1 = (torch.arange(ny, device=a.device) + r + 1).clamp(0, ny)
+        x0 = (torch.arange(nx, device=a.device) - r).clamp(0, nx)
+        x1 = (torch.arange(nx, device=a.device) + r + 1).clamp(0, nx)
+        rows = c[..., y1, :] - c[..., y0, :]
+        return rows[..., :, x1] - rows[..., :, x0]
+
+    ones = torch.ones((1, 1, ny, nx), dtype=x.dtype, device=x.device)
+    return window_sum(x) / window_sum(ones)
 
 
 def bin_index(values: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:

@@ -53,13 +53,16 @@ def test_head_gives_bin_probabilities_and_non_increasing_exceedance():
 
 def test_untrained_head_is_softened_lagrangian_persistence():
     m = module()
-    phys = torch.tensor([0.0, 0.5, 3.0, 20.0])  # bins 0, 0, 1, 2
-    base = torch.from_numpy(NORM.forward(phys.numpy())).view(1, 1, 1, 4).expand(1, 3, 4, 4).contiguous()
-    _, logits = m.forward_both(torch.zeros(1, 11, 4, 4), base)
-    assert torch.equal(logits.argmax(2)[0, 0, 0], bin_index(phys, torch.tensor(THR)))
-    p = exceedance(logits)[0, 0, :, 0]  # (threshold, x)
-    assert p[0, 0] < p[0, 1] < 0.5 < p[0, 2] and p[1, 2] < 0.5 < p[1, 3]
-    assert 0.5 < p.max() < 1 and 0 < p.min()  # softened, not a hard one-hot
+    phys = torch.zeros(1, 3, 16, 16)
+    phys[..., 8:] = 20.0  # dry left half, heavy rain in the right half
+    base = torch.from_numpy(NORM.forward(phys.numpy()))
+    _, logits = m.forward_both(torch.zeros(1, 11, 16, 16), base)
+    assert torch.equal(logits.argmax(2)[:, :, :, [0, 15]], bin_index(phys, torch.tensor(THR))[:, :, :, [0, 15]])
+    p = exceedance(logits)[0]  # (lead, threshold, y, x)
+    assert (p[:, :, :, 0] < 0.05).all() and (p[:, :, :, 15] > 0.95).all()  # far from the edge: persistence
+    assert 0.3 < p[0, 0, 8, 7] < 0.7 and 0.3 < p[0, 0, 8, 8] < 0.7  # at the edge: uncertain
+    assert (p[2, 0, 8, :8] >= p[0, 0, 8, :8]).all()  # the neighbourhood widens with lead
+    assert 0 < p.min() and p.max() < 1  # softened, never a hard 0 or 1
 
 
 def test_cross_entropy_ignores_masked_cells():
