@@ -64,7 +64,8 @@ class ProbabilityHead(nn.Module):
         onehot = F.one_hot(torch.bucketize(base.contiguous(), e, right=True), self.bins).permute(0, 1, 4, 2, 3)
         local = torch.stack([box_mean(onehot[:, j].to(base.dtype), int((j + 1) * self.slope) // 2)
                              for j in range(base.shape[1])], dim=1)
-        return torch.log((1 - self.floor) * local + self.floor * smooth)
+        # clamped: a bin far from the base must stay possible (a finite loss when it is observed)
+        return torch.log(((1 - self.floor) * local + self.floor * smooth).clamp_min(1e-6))
 
     def forward(self, features: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         b, _, ny, nx = features.shape

@@ -86,6 +86,17 @@ def test_cross_entropy_ignores_masked_cells():
     assert torch.allclose(off._loss(batch)[0], off._regression_loss(off(batch["x"], batch["base"]), batch))
 
 
+def test_loss_is_finite_for_an_observation_far_from_the_prior():
+    m = module()
+    with torch.no_grad():
+        m.net.prob_head.log_sharpness.fill_(7.0)  # a very sharp smooth part: exp(-1100 * 6) underflows
+    batch = {"x": torch.zeros(1, 11, 8, 8), "base": torch.full((1, 3, 8, 8), 8.0),  # ~800 mm/h, dry observed
+             "target": torch.zeros(1, 3, 8, 8), "target_phys": torch.zeros(1, 3, 8, 8), "mask": torch.ones(1, 3, 8, 8)}
+    loss, _ = m._loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
 def test_probability_loss_weight_is_strict():
     assert parse_model_config({}).training.probability_loss_weight == 1.0
     with pytest.raises(BadInputError, match="training.probability_loss_weight"):
