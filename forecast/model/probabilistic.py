@@ -61,8 +61,9 @@ class ProbabilityHead(nn.Module):
         b = base.unsqueeze(2)
         dist = F.relu(lo - b) + F.relu(b - hi)
         smooth = torch.softmax(-self.log_sharpness.exp().view(1, -1, 1, 1, 1).to(base.dtype) * dist, dim=2)
-        onehot = F.one_hot(torch.bucketize(base.contiguous(), e, right=True), self.bins).permute(0, 1, 4, 2, 3)
-        local = torch.stack([box_mean(onehot[:, j].to(base.dtype), int((j + 1) * self.slope) // 2)
+        idx = torch.bucketize(base.contiguous(), e, right=True).unsqueeze(2)
+        onehot = torch.zeros_like(dist).scatter_(2, idx, 1.0)
+        local = torch.stack([box_mean(onehot[:, j], int((j + 1) * self.slope) // 2)
                              for j in range(base.shape[1])], dim=1)
         # clamped: a bin far from the base must stay possible (a finite loss when it is observed)
         return torch.log(((1 - self.floor) * local + self.floor * smooth).clamp_min(1e-6))
@@ -75,22 +76,21 @@ class ProbabilityHead(nn.Module):
 
 def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
     """The mean of x (batch, channel, y, x) over the (2r + 1)^2 window around each cell, counting only cells
-    inside the grid; by summed-area tables, so the cost does not grow with r."""
+    inside the grid; by cumulative sums, so the cost does not grow with r."""
     if r <= 0:
         return x
     ny, nx = x.shape[-2:]
 
-    def window_sum(a: torch.Tensor) -> torch.Tensor:
-        c = F.pad(a, (1, 0, 1, 0)).cumsum(-2).cumsum(-1)  # c[i, j] = sum of a[:i, :j]
-        y0 = (torch.arange(ny, device=a.device) - r).clamp(0, ny)
-        y1 = (torch.arange(ny, device=a.device) + r + 1).clamp(0, ny)
-        x0 = (torch.arange(nx, device=a.device) - r).clamp(0, nx)
-        x1 = (torch.arange(nx, device=a.device) + r + 1).clamp(0, nx)
-        rows = c[..., y1, :] - c[..., y0, :]
-        return rows[..., :, x1] - rows[..., :, x0]
+    def window_sum(a: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        # zero-padded so that c[i + 2r + 1] - c[i] sums a[i - r .. i + r] inside the grid
+        c = F.pad(a, (0, 0, r + 1, r) if dim == 2 else (r + 1, r)).cumsum(dim)
+        return c.narrow(dim, 2 * r + 1, n) - c.narrow(dim, 0, n)
 
-    ones = torch.ones((1, 1, ny, nx), dtype=x.dtype, device=x.device)
-    return window_sum(x) / window_sum(ones)
+    i = torch.arange(ny, dtype=x.dtype, device=x.device)
+    j = torch.arange(nx, dtype=x.dtype, device=x.device)
+    count_y = (i + r + 1).clamp(max=ny) - (i - r).clamp(min=0)
+    count_x = (j + r + 1).clamp(max=nx) - (j - r).clamp(min=0)
+    return window_sum(window_sum(x, 2, ny), 3, nx) / (count_y[:, None] * count_x[None, :])
 
 
 def bin_index(values: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
