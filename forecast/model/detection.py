@@ -15,11 +15,15 @@ import numpy as np
 import torch
 
 from forecast.model.lightning import NowcastDataModule, NowcastModule, WindowDataset
-from forecast.model.probabilistic import cutoffs_from_histograms, detection_field, probability_histograms
+from forecast.model.probabilistic import detection_field, detection_level, fit_cutoffs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["calibrate", "training_windows", "window_outputs"]
+__all__ = ["CALIBRATION_STRIDE", "calibrate", "training_windows", "window_outputs"]
+
+#: the cut-offs are fitted on every CALIBRATION_STRIDE-th cell along y and x (memory: the probabilities of all
+#: training windows are held at once, as float16)
+CALIBRATION_STRIDE = 2
 
 
 def training_windows(dm: NowcastDataModule, max_windows: int | None = None) -> WindowDataset:
@@ -46,27 +50,37 @@ def window_outputs(module: NowcastModule, ds: WindowDataset, shape: tuple[int, i
 
 
 def calibrate(module: NowcastModule, dm: NowcastDataModule) -> dict[str, Any]:
-    """Set ``module.detection_cutoffs`` from training windows and return the figures (JSON-ready)."""
+    """Set ``module.detection_cutoffs`` from training windows (`fit_cutoffs` on every ``CALIBRATION_STRIDE``-th
+    cell along y and x of each window, one forward pass each) and return the figures (JSON-ready): the cut-offs,
+    the detection product's frequency bias on those training cells, and the validation scores."""
     thr = module.thresholds
     shape = dm.series.values.shape[1:]
     train = training_windows(dm)
     module.eval()
-    n, k = module.cfg.leads, len(thr)
-    hist = events = None
+    t = np.asarray(thr, dtype=np.float64)
+    sub = (slice(None), slice(None, None, CALIBRATION_STRIDE), slice(None, None, CALIBRATION_STRIDE))
+    probs, events, valids = [], [], []
     for _, prob, obs, valid in window_outputs(module, train, shape):
-        h, e = probability_histograms(prob, obs, valid, thr)
-        hist, events = (h, e) if hist is None else (hist + h, events + e)
-    cutoffs = cutoffs_from_histograms(hist, events)
+        p, o, v = prob[(slice(None), *sub)], obs[sub], valid[sub]
+        n = v.shape[0]
+        probs.append(p.reshape(len(thr), n, -1).astype(np.float16))
+        with np.errstate(invalid="ignore"):
+            events.append((o[None] >= t[:, None, None, None]).reshape(len(thr), n, -1))
+        valids.append(v.reshape(n, -1))
+    prob_c, ev_c, val_c = (np.concatenate(a, axis=-1) for a in (probs, events, valids))
+    cutoffs = fit_cutoffs(prob_c, ev_c, val_c)
     module.detection_cutoffs.copy_(torch.from_numpy(cutoffs).to(module.detection_cutoffs))
-    on_train = _contingency(module, train, shape, cutoffs, n, k)
-    on_val = _contingency(module, dm.val_ds, shape, cutoffs, n, k, brier=True)
+    level = detection_level(prob_c.astype(np.float32), cutoffs)
+    on_val = _contingency(module, dm.val_ds, shape, cutoffs)
     out: dict[str, Any] = {"thresholds": list(thr), "train_windows": len(train), "val_windows": len(dm.val_ds),
-                           "cutoffs": {f"{t:g}": [_num(c) for c in cutoffs[:, i]] for i, t in enumerate(thr)},
+                           "calibration_stride": CALIBRATION_STRIDE,
+                           "cutoffs": {f"{x:g}": [_num(c) for c in cutoffs[:, i]] for i, x in enumerate(thr)},
                            "train": {}, "validation": {}}
-    for i, t in enumerate(thr):
-        key = f"{t:g}"
-        out["train"][key] = {"detection_frequency_bias": _bias(on_train["det"][i]),
-                             "mean_frequency_bias": _bias(on_train["mean"][i])}
+    for i, x in enumerate(thr):
+        key = f"{x:g}"
+        n_ev = int((ev_c[i] & val_c).sum())
+        n_fc = int(((level >= i + 1) & val_c).sum())
+        out["train"][key] = {"events": n_ev, "detection_frequency_bias": _num(n_fc / n_ev) if n_ev else None}
         c = on_val
         nn_, ev = c["n"][i], c["events"][i]
         base = ev / nn_ if nn_ else math.nan
@@ -81,11 +95,11 @@ def calibrate(module: NowcastModule, dm: NowcastDataModule) -> dict[str, Any]:
     return out
 
 
-def _contingency(module: NowcastModule, ds: WindowDataset, shape, cutoffs: np.ndarray, n: int, k: int, *,
-                 brier: bool = False) -> dict[str, np.ndarray]:
+def _contingency(module: NowcastModule, ds: WindowDataset, shape, cutoffs: np.ndarray) -> dict[str, np.ndarray]:
     """Per threshold, pooled over leads and windows: (hits, misses, false alarms) of the detection product
-    and of the mean forecast; with ``brier``, the head's summed squared error, events and cells."""
+    and of the mean forecast; the head's summed squared error, events and cells."""
     thr = np.asarray(module.thresholds, dtype=np.float64)
+    k = len(thr)
     det = np.zeros((k, 3), np.int64)
     mean = np.zeros((k, 3), np.int64)
     sse = np.zeros(k)
@@ -98,10 +112,9 @@ def _contingency(module: NowcastModule, ds: WindowDataset, shape, cutoffs: np.nd
             for acc, f in ((det, dfield), (mean, fields)):
                 fc = (f >= t)[valid]
                 acc[i] += [(fc & o).sum(), (~fc & o).sum(), (fc & ~o).sum()]
-            if brier:
-                sse[i] += float(((prob[i][valid] - o) ** 2).sum())
-                ev[i] += int(o.sum())
-                cnt[i] += int(valid.sum())
+            sse[i] += float(((prob[i][valid] - o) ** 2).sum())
+            ev[i] += int(o.sum())
+            cnt[i] += int(valid.sum())
     return {"det": det, "mean": mean, "sse": sse, "events": ev, "n": cnt}
 
 

@@ -17,11 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CUTOFF_BINS", "ProbabilityHead", "bin_index", "box_mean", "cutoffs_from_histograms", "detection_field",
-           "detection_level", "exceedance", "masked_cross_entropy", "probability_histograms"]
-
-#: resolution of the probability histograms the detection cut-offs are read from
-CUTOFF_BINS = 10_000
+__all__ = ["ProbabilityHead", "bin_index", "box_mean", "detection_field", "detection_level", "exceedance",
+           "fit_cutoffs", "masked_cross_entropy"]
 
 
 class ProbabilityHead(nn.Module):
@@ -123,11 +120,12 @@ def exceedance(logits: torch.Tensor) -> torch.Tensor:
 
 def detection_level(prob: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
     """The detected level per lead and cell: 1 + the highest threshold k whose ``P(>= t_k) >= cutoff[lead, k]``
-    (0: none). prob (threshold, lead_time, y, x); cutoffs (lead_time, threshold), NaN = never detected."""
+    (0: none). prob (threshold, lead_time, ...cells); cutoffs (lead_time, threshold), NaN = never by itself."""
+    k, n = prob.shape[:2]
+    cells = (1,) * (prob.ndim - 2)
     with np.errstate(invalid="ignore"):
-        hit = prob >= np.moveaxis(cutoffs, 1, 0)[:, :, None, None]
-    k = prob.shape[0]
-    ranks = np.arange(1, k + 1).reshape(-1, 1, 1, 1)
+        hit = prob >= np.moveaxis(np.asarray(cutoffs), 1, 0).reshape(k, n, *cells)
+    ranks = np.arange(1, k + 1).reshape(k, 1, *cells)
     return np.max(np.where(hit, ranks, 0), axis=0)
 
 
@@ -144,38 +142,29 @@ def detection_field(fields: np.ndarray, prob: np.ndarray, cutoffs: np.ndarray,
     return np.clip(np.asarray(fields, dtype=np.float32), lo, hi)
 
 
-def probability_histograms(prob: np.ndarray, obs: np.ndarray, valid: np.ndarray,
-                           thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of forecast probability per (lead, threshold, bin of width 1 / CUTOFF_BINS) and of observed
-    events per (lead, threshold), over the ``valid`` cells. prob (threshold, lead_time, y, x); obs, valid
-    (lead_time, y, x). Sums over windows are the histograms `cutoffs_from_histograms` reads."""
+def fit_cutoffs(prob: np.ndarray, events: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Cut-offs (lead_time, threshold) for which the detection product (`detection_level`) forecasts as many
+    cells at or above each threshold as were observed there (frequency bias 1), from the highest threshold
+    down: at each threshold, the cells already detected at a higher one count, and the cut-off adds the
+    most probable of the others until the count is reached. NaN: no cell is detected at that threshold by its
+    own probability (no event observed, or the higher thresholds' detections already reach the count).
+
+    prob (threshold, lead_time, cell) exceedance probabilities, events (threshold, lead_time, cell) bool the
+    observed ``obs >= threshold``, valid (lead_time, cell) bool; cells from any number of windows.
+    """
     k, n = prob.shape[:2]
-    b = CUTOFF_BINS + 1
-    idx = np.clip(np.floor(np.nan_to_num(prob, nan=0.0) * CUTOFF_BINS), 0, CUTOFF_BINS).astype(np.int64)
-    offset = (np.arange(n)[None, :] * k + np.arange(k)[:, None]) * b  # (threshold, lead)
-    v = np.broadcast_to(valid[None], prob.shape)
-    hist = np.bincount((idx + offset[:, :, None, None])[v], minlength=n * k * b).reshape(n, k, b)
-    t = np.asarray(thresholds, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        events = ((obs[None] >= t[:, None, None, None]) & valid[None]).sum(axis=(2, 3)).T  # (lead, threshold)
-    return hist, events
-
-
-def cutoffs_from_histograms(hist: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """The cut-off per (lead, threshold) whose count of ``p >= cut-off`` is nearest the count of observed events
-    (frequency bias ~ 1); NaN where no event was observed (never detected)."""
-    n, k, _ = hist.shape
     out = np.full((n, k), np.nan, dtype=np.float64)
-    tail = hist[..., ::-1].cumsum(-1)[..., ::-1]  # tail[b]: cells with p >= b / CUTOFF_BINS
     for li in range(n):
-        for ki in range(k):
-            ev = events[li, ki]
-            if ev <= 0:
+        v = valid[li]
+        p = prob[:, li, v].astype(np.float32)
+        e = events[:, li, v]
+        detected = np.zeros(p.shape[1], dtype=bool)
+        for ki in range(k - 1, -1, -1):
+            need = int(e[ki].sum()) - int(detected.sum())
+            if need <= 0:
                 continue
-            c = tail[li, ki]
-            above = np.nonzero(c >= ev)[0]
-            b = int(above[-1]) if len(above) else 0
-            if b + 1 < len(c) and abs(c[b + 1] - ev) < abs(c[b] - ev):
-                b += 1
-            out[li, ki] = b / CUTOFF_BINS
+            cand = p[ki][~detected]
+            c = 0.0 if need >= cand.size else float(np.partition(cand, cand.size - need)[cand.size - need])
+            out[li, ki] = c
+            detected |= p[ki] >= c
     return out

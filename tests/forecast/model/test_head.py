@@ -16,11 +16,10 @@ from forecast.model.data import Normaliser  # noqa: E402
 from forecast.model.lightning import NowcastModule  # noqa: E402
 from forecast.model.probabilistic import (  # noqa: E402
     bin_index,
-    cutoffs_from_histograms,
     detection_field,
     exceedance,
+    fit_cutoffs,
     masked_cross_entropy,
-    probability_histograms,
 )
 
 from testkit import trains_model  # noqa: E402
@@ -103,22 +102,21 @@ def test_probability_loss_weight_is_strict():
         parse_model_config({"training": {"probability_loss_weight": -1}})
 
 
-def test_cutoffs_give_a_frequency_bias_of_one():
+def test_cutoffs_give_the_detection_product_a_frequency_bias_of_one():
     rng = np.random.default_rng(0)
     prob = rng.uniform(size=(2, 1, 50, 50))
-    prob[1] = prob[0] * rng.uniform(size=(1, 50, 50))
-    obs = np.where(rng.uniform(size=(1, 50, 50)) < 0.2, 7.0, 0.0)
-    valid = np.ones_like(obs, bool)
-    hist, ev = probability_histograms(prob, obs, valid, THR)
-    cut = cutoffs_from_histograms(hist, ev)
-    assert ev.tolist() == [[int((obs > 0).sum())] * 2]
-    for k in range(2):
-        assert abs((prob[k] >= cut[0, k]).sum() / ev[0, k] - 1) < 0.01
-    assert np.isnan(cutoffs_from_histograms(hist, ev * 0)).all()  # no event: never detected
+    prob[1] = prob[0] * rng.uniform(size=(1, 50, 50))  # non-increasing along threshold
+    obs = np.select([rng.uniform(size=(1, 50, 50)) < 0.05, rng.uniform(size=(1, 50, 50)) < 0.25], [7.0, 3.0], 0.0)
+    valid = rng.uniform(size=(1, 50, 50)) < 0.9
+    events = obs[None] >= np.array(THR)[:, None, None, None]
+    cut = fit_cutoffs(prob.reshape(2, 1, -1), events.reshape(2, 1, -1), valid.reshape(1, -1))
     field = detection_field(np.full((1, 50, 50), 3.0, np.float32), prob, cut, THR)
-    assert np.array_equal(field >= 1.0, (prob[0] >= cut[0, 0]) | (prob[1] >= cut[0, 1]))
+    for k, t in enumerate(THR):  # the product, not each probability alone, has the observed frequency
+        assert abs((field >= t)[valid].sum() / events[k][valid].sum() - 1) < 0.01
     assert np.array_equal(field >= 5.0, prob[1] >= cut[0, 1])
+    assert np.array_equal(field >= 1.0, (prob[0] >= cut[0, 0]) | (prob[1] >= cut[0, 1]))
     assert set(np.unique(field[(field >= 1) & (field < 5)])) == {3.0}  # the mean value, inside its bin
+    assert np.isnan(fit_cutoffs(prob.reshape(2, 1, -1), events.reshape(2, 1, -1) & False, valid.reshape(1, -1))).all()
 
 
 # -- a tiny training run -----------------------------------------------------------------------------------
@@ -173,7 +171,7 @@ def test_detection_cutoffs_give_bias_near_one_on_training_data(trained):
 
     fitted, _ = trained
     cut = fitted.module.detection_cutoffs.numpy()
-    assert cut.shape == (3, 2) and np.all((cut >= 0) & (cut <= 1))
+    assert cut.shape == (3, 2) and not np.any(cut < 0) and not np.any(cut > 1)
     dm = fitted.datamodule
     counts = np.zeros((2, 2))
     for fields, prob, obs, valid in window_outputs(fitted.module, training_windows(dm), dm.series.values.shape[1:]):
