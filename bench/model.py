@@ -216,6 +216,11 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     reg.close()
 
 
+def _g(v: float | None) -> str | None:
+    """Brier scores and ECE are small numbers: three significant digits."""
+    return None if v is None else f"{v:.3g}"
+
+
 class ProbBench:
     """Exceedance probabilities of the model's head, STEPS and the local Lagrangian probability at 1 and
     10 mm/h on the bench's inits, and the model's detection product (added to the deterministic verifier as
@@ -277,8 +282,8 @@ class ProbBench:
             for thr in ("1", "10"):
                 b = s["methods"][name]["thresholds"][thr]
                 ece = [v for v in b["ece"] if v is not None]
-                t.add([name, thr, *[b["brier"][j] for j in idx], *[b["bss"][j] for j in idx],
-                       *[b["bss_reference"][j] for j in idx], float(np.mean(ece)) if ece else None,
+                t.add([name, thr, *[_g(b["brier"][j]) for j in idx], *[b["bss"][j] for j in idx],
+                       *[b["bss_reference"][j] for j in idx], _g(float(np.mean(ece))) if ece else None,
                        median(self.secs[name])])
         print(t)
         d = Table(["method", "threshold", *[f"CSI {c}" for c in cols], *[f"bias {c}" for c in cols]],
