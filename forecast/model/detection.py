@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CALIBRATION_STRIDE", "calibrate", "training_windows", "window_outputs"]
 
 #: the cut-offs are fitted on every CALIBRATION_STRIDE-th cell along y and x (memory: the probabilities of all
-#: training windows are held at once, as float16)
+#: training windows are held at once)
 CALIBRATION_STRIDE = 2
 
 
@@ -63,14 +63,14 @@ def calibrate(module: NowcastModule, dm: NowcastDataModule) -> dict[str, Any]:
     for _, prob, obs, valid in window_outputs(module, train, shape):
         p, o, v = prob[(slice(None), *sub)], obs[sub], valid[sub]
         n = v.shape[0]
-        probs.append(p.reshape(len(thr), n, -1).astype(np.float16))
+        probs.append(p.reshape(len(thr), n, -1).astype(np.float32))
         with np.errstate(invalid="ignore"):
             events.append((o[None] >= t[:, None, None, None]).reshape(len(thr), n, -1))
         valids.append(v.reshape(n, -1))
     prob_c, ev_c, val_c = (np.concatenate(a, axis=-1) for a in (probs, events, valids))
     cutoffs = fit_cutoffs(prob_c, ev_c, val_c)
     module.detection_cutoffs.copy_(torch.from_numpy(cutoffs).to(module.detection_cutoffs))
-    level = detection_level(prob_c.astype(np.float32), cutoffs)
+    level = detection_level(prob_c, cutoffs)
     on_val = _contingency(module, dm.val_ds, shape, cutoffs)
     out: dict[str, Any] = {"thresholds": list(thr), "train_windows": len(train), "val_windows": len(dm.val_ds),
                            "calibration_stride": CALIBRATION_STRIDE,

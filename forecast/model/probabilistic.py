@@ -165,6 +165,14 @@ def fit_cutoffs(prob: np.ndarray, events: np.ndarray, valid: np.ndarray) -> np.n
                 continue
             cand = p[ki][~detected]
             c = 0.0 if need >= cand.size else float(np.partition(cand, cand.size - need)[cand.size - need])
+            # ties (e.g. the prior's floor in every dry cell) can make p >= c far more than needed: of c, the
+            # next larger value and never, keep the count nearest the need
+            above = cand[cand > c]
+            options = [(abs(int((cand >= c).sum()) - need), c), (need, math.nan)]
+            if above.size:
+                options.append((abs(above.size - need), float(above.min())))
+            c = min(options, key=lambda o: o[0])[1]
             out[li, ki] = c
-            detected |= p[ki] >= c
+            if not math.isnan(c):
+                detected |= p[ki] >= c
     return out

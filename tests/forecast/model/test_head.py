@@ -119,6 +119,15 @@ def test_cutoffs_give_the_detection_product_a_frequency_bias_of_one():
     assert np.isnan(fit_cutoffs(prob.reshape(2, 1, -1), events.reshape(2, 1, -1) & False, valid.reshape(1, -1))).all()
 
 
+def test_cutoffs_do_not_detect_every_cell_of_a_tie():
+    prob = np.full((1, 1, 1000), 1e-6)  # the prior's floor everywhere ...
+    prob[0, 0, :3] = [0.4, 0.2, 0.1]  # ... but three cells
+    events = np.zeros((1, 1, 1000), bool)
+    events[0, 0, [0, 500, 501, 502, 503]] = True  # five events: the fourth and fifth would take the floor
+    cut = fit_cutoffs(prob, events, np.ones((1, 1000), bool))
+    assert cut[0, 0] == pytest.approx(0.1)  # three detections (bias 0.6), not a thousand (bias 200)
+
+
 # -- a tiny training run -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
