@@ -133,6 +133,12 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     t = Table(["training", "value"], title=f"\nmodel {version}: training on CPU ({os.cpu_count()} cores)")
     for key in ("epochs", "seconds", "samples_per_second", "device", "train_windows", "val_windows", "gap_slots"):
         t.add([key, training.get(key)])
+    head = training.get("probabilistic")
+    if head:
+        t.add(["head calibration windows", head["train_windows"]])
+        t.add(["head calibration seconds", head.get("seconds")])
+        for thr, row in head["train"].items():
+            t.add([f"detection bias on training cells, {thr}", row["detection_frequency_bias"]])
     print(t)
 
     cat = get_catalog(st.catalogs, DATASET)
