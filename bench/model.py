@@ -16,7 +16,12 @@ Steps:
    ``--every`` minutes, forecasts through ``forecast.predict.Forecaster.produce`` (the code path of
    ``forecast predict``) by the model, persistence, Lucas-Kanade extrapolation and S-PROG, each from the
    same as-of inputs, verified with ``forecast.verify.Verifier`` against the QC-usable observations;
-4. inference seconds per full-grid forecast (model: median over inits, checkpoint loaded once).
+4. inference seconds per full-grid forecast (model: median over inits, checkpoint loaded once);
+5. when the model has the probabilistic head (the catalog's thresholds): on the same inits, exceedance
+   probabilities of the model (one pass with its detection product, ``LearnedNowcaster.predict_both``),
+   STEPS and the local Lagrangian probability at 1 and 10 mm/h, verified with
+   ``forecast.evaluation.ProbabilisticVerifier`` (Brier score, BSS against climatology and STEPS, ECE);
+   frequency bias and CSI of the detection product beside the mean forecast and S-PROG.
 
 Targets: model RMSE at +60 min at least 20% below persistence; model CSI at 1 mm/h above S-PROG at every
 lead; full-grid model forecast under 1 s on CPU. A GPU epoch (bf16-mixed) is reported when one exists.
@@ -46,7 +51,6 @@ def build_demo_data(settings) -> None:
     """Samples -> ingest -> QC as the demo does (skipped when the store already holds the dataset)."""
     from rich.console import Console
 
-    from forecast.cli.demo import run_demo
     from forecast.stores import store_for
 
     store = store_for(settings)
@@ -58,14 +62,13 @@ def build_demo_data(settings) -> None:
                 return
         except Exception:  # noqa: BLE001 - not there yet
             pass
-    import forecast.cli.demo as demo
+    from forecast.cli.demo_data import backfill, qc_and_review, sample_for
 
-    real = demo._model_steps
-    demo._model_steps = lambda *a, **k: {}  # data only: the bench trains below, timed
-    try:
-        run_demo(settings, Console(file=open(os.devnull, "w")), seed=42)
-    finally:
-        demo._model_steps = real
+    # the demo's data steps for the radar dataset (run_demo also runs the live service, not wanted here)
+    say = Console(file=open(os.devnull, "w")).print
+    sample, manifest = sample_for(settings, DATASET, 42, say)
+    backfill(settings, DATASET, sample, until=None, seed=42, say=say)
+    qc_and_review(settings, DATASET, manifest, say)
 
 
 def _train_end(settings):
@@ -130,6 +133,12 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     t = Table(["training", "value"], title=f"\nmodel {version}: training on CPU ({os.cpu_count()} cores)")
     for key in ("epochs", "seconds", "samples_per_second", "device", "train_windows", "val_windows", "gap_slots"):
         t.add([key, training.get(key)])
+    head = training.get("probabilistic")
+    if head:
+        t.add(["head calibration windows", head["train_windows"]])
+        t.add(["head calibration seconds", head.get("seconds")])
+        for thr, row in head["train"].items():
+            t.add([f"detection bias on training cells, {thr}", row["detection_frequency_bias"]])
     print(t)
 
     cat = get_catalog(st.catalogs, DATASET)
@@ -153,27 +162,32 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
         methods[m] = Forecaster(cat, VAR, method=m)
     leads = np.arange(1, cfg.leads + 1) * step
     ver = Verifier(leads, [1.0, 10.0], [1])
+    prob = ProbBench(cat, leads, cfg.leads) if cat.variables[VAR].thresholds else None
     secs: dict[str, list[float]] = {m: [] for m in methods}
     obs_all = ds[[VAR, f"{VAR}_qc", f"{VAR}_qc_tests"]]
     span = f"{np.datetime_as_string(inits[0], unit='m')}Z to {np.datetime_as_string(inits[-1], unit='m')}Z"
     print(f"\nheld-out period: {len(inits)} inits every {every} min from {span} ({what})")
     for i, init in enumerate(inits):
         init_dt = init.astype("datetime64[s]").astype(object).replace(tzinfo=__import__("datetime").timezone.utc)
-        inputs = read_inputs(store, cat, VAR, init_dt, max(f.k for f in methods.values()), as_of=init_dt + timedelta(days=1),
+        inputs = read_inputs(store, cat, VAR, init_dt, max(f.k for f in methods.values()) if prob is None else max(prob.k, *(f.k for f in methods.values())), as_of=init_dt + timedelta(days=1),
                              snapshot=snapshot)
         valid_t = init + leads
         o = obs_all.sel(time=valid_t).load()
         obs = o[VAR].values
         usable = np.asarray(usable_mask(o[f"{VAR}_qc"], o[f"{VAR}_qc_tests"]).values) & np.isfinite(obs)
         fields = {}
+        fallbacks: dict[str, object] = {}
         for name, f in methods.items():
             t1 = time.perf_counter()
             p = f.produce(inputs, init_dt)
             secs[name].append(time.perf_counter() - t1)
             if name == "model" and p.fallback:
                 print(f"  warning: model fell back at {init}: {p.fallback['reason']}")
+            fallbacks[name] = p.fallback
             fields[name] = p.forecast[VAR].values
         valid = usable & np.logical_and.reduce([np.isfinite(v) for v in fields.values()])
+        if prob is not None and not fallbacks.get("model"):
+            fields.update(prob.add(init, inputs, methods["model"], obs, valid))
         for name, v in fields.items():
             ver.add(init, name, v, obs, valid)
         print(f"  init {i + 1}/{len(inits)} {np.datetime_as_string(init, unit='m')}Z", file=sys.stderr)
@@ -197,6 +211,8 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     r.add(["CSI at 1 mm/h above S-PROG at every lead", f"{wins}/{cfg.leads} leads", wins == cfg.leads])
     r.add(["full-grid model forecast < 1 s on CPU", f"{t_inf:.3f} s (median, incl. input prep)", t_inf < 1.0])
     print(r)
+    if prob is not None:
+        prob.report(s, idx)
     import torch
 
     if torch.cuda.is_available():
@@ -204,6 +220,85 @@ def run(home: Path, *, quick: bool, every: int, config: Path | None = None) -> N
     else:
         print("\nno GPU on this machine: the bf16-mixed GPU epoch figure is not measured here")
     reg.close()
+
+
+def _g(v: float | None) -> str | None:
+    """Brier scores and ECE are small numbers: three significant digits."""
+    return None if v is None else f"{v:.3g}"
+
+
+class ProbBench:
+    """Exceedance probabilities of the model's head, STEPS and the local Lagrangian probability at 1 and
+    10 mm/h on the bench's inits, and the model's detection product (added to the deterministic verifier as
+    ``detection``)."""
+
+    THRESHOLDS = (1.0, 10.0)
+
+    def __init__(self, cat, leads, n_leads: int):
+        from forecast.evaluation import ProbabilisticVerifier
+        from forecast.nowcast import get_method
+
+        self.ver = ProbabilisticVerifier(leads, self.THRESHOLDS)
+        self.n_leads = n_leads
+        self.baselines = {name: get_method(name) for name in ("steps", "local_probability")}
+        self.k = max(nc.min_slots for nc in self.baselines.values())
+        self.detector = None
+        self.secs: dict[str, list[float]] = {m: [] for m in ("model", *self.baselines)}
+        self.skipped: str | None = None
+
+    def add(self, init, inputs, forecaster, obs, valid) -> dict[str, np.ndarray]:
+        from forecast.model.learned import LearnedNowcaster
+        from forecast.nowcast.forecaster import input_quality
+
+        nowcaster = forecaster._nowcaster  # loaded by produce
+        if not getattr(nowcaster, "probabilistic", False):
+            self.skipped = "the model has no probabilistic head"
+            return {}
+        if self.detector is None:
+            self.detector = LearnedNowcaster(nowcaster.module, version=nowcaster.version, product="detection")
+        ds = inputs.sel(time=slice(None, init)).isel(time=slice(-max(self.k, forecaster.k), None))
+        step = np.timedelta64(300, "s")
+        out = {}
+        for name, nc in (("model", self.detector), *self.baselines.items()):
+            part = ds.isel(time=slice(-max(nc.min_slots, 1), None))
+            da = part[VAR]
+            mask = da.copy(data=input_quality(part, VAR)[1])
+            t1 = time.perf_counter()
+            if name == "model":
+                det, p = nc.predict_both(da, n_leads=self.n_leads, step=step, thresholds=self.THRESHOLDS, mask=mask)
+                out["detection"] = det.values
+            else:
+                p = nc.predict_probabilities(da, n_leads=self.n_leads, step=step, thresholds=self.THRESHOLDS,
+                                             mask=mask)
+            self.secs[name].append(time.perf_counter() - t1)
+            pv = np.asarray(p.transpose("threshold", "lead_time", "y", "x").values)
+            self.ver.add(init, name, pv, obs, valid & np.isfinite(pv).all(axis=0))
+        return out
+
+    def report(self, det_summary: dict, idx: list[int]) -> None:
+        if not self.ver.methods:
+            print(f"\nno probabilistic figures: {self.skipped or 'no init verified'}")
+            return
+        s = self.ver.summary(reference="steps")
+        cols = [f"+{(j + 1) * 5}" for j in idx]
+        t = Table(["method", "threshold", *[f"BS {c}" for c in cols], *[f"BSS {c}" for c in cols],
+                   *[f"BSS_steps {c}" for c in cols], "ECE mean", "s/forecast"],
+                  title="\nexceedance probabilities on the held-out period (BSS: vs climatology; BSS_steps: vs STEPS)")
+        for name in ("model", *self.baselines):
+            for thr in ("1", "10"):
+                b = s["methods"][name]["thresholds"][thr]
+                ece = [v for v in b["ece"] if v is not None]
+                t.add([name, thr, *[_g(b["brier"][j]) for j in idx], *[b["bss"][j] for j in idx],
+                       *[b["bss_reference"][j] for j in idx], _g(float(np.mean(ece))) if ece else None,
+                       median(self.secs[name])])
+        print(t)
+        d = Table(["method", "threshold", *[f"CSI {c}" for c in cols], *[f"bias {c}" for c in cols]],
+                  title="\ndetection product (cut-offs from training windows) vs the mean forecast and S-PROG")
+        for name in ("detection", "model", "sprog"):
+            for thr in ("1", "10"):
+                c = det_summary["methods"][name]["categorical"][thr]
+                d.add([name, thr, *[c["csi"][j] for j in idx], *[c["frequency_bias"][j] for j in idx]])
+        print(d)
 
 
 if __name__ == "__main__":

@@ -40,3 +40,7 @@ class StoreError(ForecastError):
 
 class StoreBusyError(StoreError):
     """Another writer holds the store's lock for longer than we are willing to wait."""
+
+
+class NotProbabilisticError(BadInputError):
+    """Probabilities (or a product made from them) were asked of a model trained without a probabilistic head."""

@@ -119,7 +119,8 @@ def new_prob_verifier(job: Job, lead_s: Sequence[int]):
 def probabilities(job: Job, inputs, init_s: int, produced: dict[str, Any]) -> tuple[dict[str, tuple], dict[str, str]]:
     """Every probabilistic method's ``(probabilities (threshold, lead, y, x), members or None)`` at one init,
     and the fallback reasons. The inputs and QC mask are those `Forecaster.produce` gives the methods.
-    A learned method joins when its nowcaster is a `ProbabilisticNowcaster` and it did not fall back."""
+    A learned method joins when its nowcaster is a `ProbabilisticNowcaster` whose ``probabilistic`` attribute (when
+    it has one) is true, trained at every threshold asked, and it did not fall back."""
     from forecast.nowcast import ProbabilisticNowcaster, get_method
     from forecast.nowcast.exceedance import binary_probabilities
     from forecast.nowcast.forecaster import input_quality
@@ -144,6 +145,11 @@ def probabilities(job: Job, inputs, init_s: int, produced: dict[str, Any]) -> tu
         nowcaster = getattr(ctx.forecasters[m.name], "_nowcaster", None)  # loaded by produce
         if p is None or not isinstance(nowcaster, ProbabilisticNowcaster):
             continue
+        if not getattr(nowcaster, "probabilistic", True):
+            continue  # a model without the probabilistic head (older checkpoints) has no probabilities
+        trained = getattr(nowcaster, "thresholds", None)
+        if trained is not None and not all(np.isclose(trained, t).any() for t in thr):
+            continue  # trained at other thresholds than the catalog's current ones
         if p.fallback:  # the deterministic fallback, as 0/1 probabilities
             out[m.name] = (binary_probabilities(np.asarray(p.forecast[v].values), thr), None)
             continue

@@ -58,6 +58,10 @@ class TrainingConfig(_Strict):
         "Only for non-negative variables; empty: plain MSE.")
     physical_loss_weight: float = Field(
         0.1, ge=0, description="Weight of the loss in physical units (normalised) beside the transformed-space loss.")
+    probability_loss_weight: float = Field(
+        1.0, ge=0, description="Weight of the probabilistic head's cross-entropy (the observed intensity bin, bins "
+        "edged by the catalog variable's thresholds) beside the regression loss; 0: the head is not trained. "
+        "Variables without thresholds have no head.")
 
 
 class ProductionConfig(_Strict):

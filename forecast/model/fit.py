@@ -9,7 +9,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,15 +64,20 @@ class Fitted:
 
 
 def fit(series: Series, cfg: ModelConfig, *, workdir: Path, dataset: str, variable: str,
-        progress: bool = False) -> Fitted:
+        progress: bool = False, thresholds: Sequence[float] = ()) -> Fitted:
     """Train on ``series`` (split by time into training and validation windows) and keep the epoch with
-    the lowest validation RMSE; its weights are written to ``workdir/model.ckpt``."""
+    the lowest validation RMSE; its weights are written to ``workdir/model.ckpt``.
+
+    With ``thresholds`` (the catalog variable's) the model has the probabilistic head; its detection
+    cut-offs are set on training windows before the checkpoint is written, and the figures of
+    `forecast.model.detection.calibrate` go to ``training["probabilistic"]``."""
     _threads()
     L.seed_everything(cfg.training.seed, workers=True, verbose=False)
     dm = NowcastDataModule(series, cfg)
     module = NowcastModule(config=cfg.to_dict(), norm=dm.norm.to_dict(), variable=variable, dataset=dataset,
                            units=str(series.attrs.get("units", "")),
-                           step_seconds=int(series.step / np.timedelta64(1, "s")))
+                           step_seconds=int(series.step / np.timedelta64(1, "s")),
+                           thresholds=[float(t) for t in thresholds] or None)
     best = ModelCheckpoint(dirpath=workdir / "epochs", monitor="val_rmse", mode="min", save_top_k=1,
                            save_last=False, save_weights_only=True, filename="best", enable_version_counter=False)
     trainer = make_trainer(cfg, progress=progress, callbacks=[best], checkpointing=True)
@@ -90,6 +95,12 @@ def fit(series: Series, cfg: ModelConfig, *, workdir: Path, dataset: str, variab
                 "device": str(trainer.strategy.root_device), "precision": cfg.training.precision,
                 "period": [str(series.times[0]) + "Z", str(series.times[-1]) + "Z"],
                 **dm.split.to_json(series.times)}
+    if module.has_head:
+        from forecast.model.detection import calibrate
+
+        t1 = time.perf_counter()
+        training["probabilistic"] = calibrate(module, dm)
+        training["probabilistic"]["seconds"] = round(time.perf_counter() - t1, 2)
     ckpt = workdir / "model.ckpt"
     trainer.strategy.connect(module)  # save the restored best weights
     trainer.save_checkpoint(ckpt)

@@ -17,6 +17,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from forecast.errors import BadInputError
 from forecast.model.config import ModelConfig
 from forecast.model.data import (
     Normaliser,
@@ -28,6 +29,7 @@ from forecast.model.data import (
     split_windows,
 )
 from forecast.model.net import UNet
+from forecast.model.probabilistic import exceedance, masked_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -167,29 +169,60 @@ class NowcastModule(L.LightningModule):
     each weighted by the target's intensity class (``training.intensity_weights``, balanced MSE),
     which keeps rain the model is unsure where to put from being washed out. Hyperparameters (config, normalisation) are
     saved in the checkpoint.
+
+    With ``thresholds`` (the catalog variable's, increasing) the net also has a probabilistic head: bins edged
+    by the thresholds per lead and cell (`forecast.model.probabilistic`); its cross-entropy over the usable
+    target cells (unweighted: a proper score) is added with ``training.probability_loss_weight``. The buffer
+    ``detection_cutoffs`` (lead_time, threshold) holds the detection product's cut-offs, set at the end of
+    training (`forecast.model.detection.calibrate`; -1 until then). Checkpoints without thresholds (older
+    ones) load as before and have no head.
     """
 
     def __init__(self, config: dict[str, Any], norm: dict[str, Any], variable: str = "", dataset: str = "",
-                 units: str = "", step_seconds: int = 300):
+                 units: str = "", step_seconds: int = 300, thresholds: list[float] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = ModelConfig.model_validate(config)
         self.norm = Normaliser.from_dict(norm)
+        self.thresholds = tuple(float(t) for t in thresholds or ())
+        if any(b <= a for a, b in zip(self.thresholds, self.thresholds[1:])):
+            raise BadInputError(f"thresholds must increase strictly, got {list(self.thresholds)}")
+        edges = [float(v) for v in self.norm.forward(np.asarray(self.thresholds))] if self.thresholds else None
         net = self.cfg.network
         self.net = UNet(n_channels(self.cfg.inputs, self.cfg.leads), self.cfg.leads, base=net.base_channels, depth=net.depth,
-                        dropout=net.dropout, z_floor=self.norm.z_floor)
+                        dropout=net.dropout, z_floor=self.norm.z_floor, prob_edges_z=edges)
+        if self.thresholds:
+            self.register_buffer("thresholds_t", torch.tensor(self.thresholds, dtype=torch.float32), persistent=False)
+            self.register_buffer("detection_cutoffs", torch.full((self.cfg.leads, len(self.thresholds)), -1.0))
         self._val: list[torch.Tensor] = []
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the net has the probabilistic head (trained with thresholds)."""
+        return self.net.prob_head is not None
 
     def forward(self, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         """x (batch, 2k+2+n, y, x), base (batch, n, y, x) -> (batch, lead_time, y, x) normalised."""
         return self.net(x, base)
+
+    def forward_both(self, x: torch.Tensor, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One pass: the deterministic forecast (batch, lead_time, y, x) normalised and the bin logits
+        (batch, lead_time, bin, y, x), None without the head."""
+        return self.net.forward_both(x, base)
 
     def physical(self, z: torch.Tensor) -> torch.Tensor:
         out = self.norm.inverse(z.float())
         return out.clamp_min(0.0) if self.norm.transform == "log1p" else out
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self(batch["x"], batch["base"])
+        z, logits = self.forward_both(batch["x"], batch["base"])
+        loss = self._regression_loss(z, batch)
+        pw = self.cfg.training.probability_loss_weight
+        if logits is not None and pw:
+            loss = loss + pw * masked_cross_entropy(logits, batch["target_phys"], batch["mask"], self.thresholds_t)
+        return loss, z
+
+    def _regression_loss(self, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         m = batch["mask"]
         denom = m.sum().clamp_min(1.0)
         if self.norm.transform == "log1p" and self.cfg.training.intensity_weights:
@@ -202,7 +235,7 @@ class NowcastModule(L.LightningModule):
         if w:
             phys = self.physical(z)
             loss = loss + w * ((((phys - batch["target_phys"]) / self.norm.phys_scale) ** 2) * m).sum() / denom
-        return loss, z
+        return loss
 
     def training_step(self, batch, batch_idx):
         loss, _ = self._loss(batch)
@@ -247,3 +280,19 @@ class NowcastModule(L.LightningModule):
         self.eval()
         out = self.physical(self(xt, bt))[0, :, :ny, :nx]
         return out.float().cpu().numpy()
+
+    @torch.no_grad()
+    def predict_both_fields(self, x: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One sample, one pass: the physical forecast (lead_time, y, x) and the exceedance probabilities
+        (threshold, lead_time, y, x) at the trained thresholds (None without the head)."""
+        m = 2 ** self.cfg.network.depth
+        ny, nx = base.shape[-2:]
+        xt = torch.from_numpy(pad_to(x, m)).unsqueeze(0).to(self.device)
+        bt = torch.from_numpy(pad_to(base, m)).unsqueeze(0).to(self.device)
+        self.eval()
+        z, logits = self.forward_both(xt, bt)
+        out = self.physical(z)[0, :, :ny, :nx].float().cpu().numpy()
+        if logits is None:
+            return out, None
+        prob = exceedance(logits)[0, :, :, :ny, :nx].transpose(0, 1)
+        return out, prob.float().cpu().numpy()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from forecast.model.probabilistic import ProbabilityHead
 
 
 def _groups(ch: int) -> int:
@@ -39,10 +43,14 @@ class UNet(nn.Module):
         returns (batch, lead_time, y, x) = base + learned increment per lead, bounded below by
         ``z_floor`` through a softplus when the variable is non-negative.
     y and x must be multiples of 2**depth (the caller pads).
+
+    With ``prob_edges_z`` (the thresholds in normalised units) it also has a probabilistic head
+    (`forecast.model.probabilistic.ProbabilityHead`) on the same features: ``forward_both`` returns the
+    deterministic forecast and the bin logits (batch, lead_time, bin, y, x) from one pass.
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, base: int = 24, depth: int = 3,
-                 dropout: float = 0.0, z_floor: float | None = None):
+                 dropout: float = 0.0, z_floor: float | None = None, prob_edges_z: Sequence[float] | None = None):
         super().__init__()
         chans = [base * 2 ** i for i in range(depth + 1)]
         self.down = nn.ModuleList()
@@ -60,8 +68,19 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head.weight)  # start as persistence
         nn.init.zeros_(self.head.bias)
         self.z_floor = z_floor
+        self.prob_head = (ProbabilityHead(chans[0], out_channels, prob_edges_z)
+                          if prob_edges_z is not None and len(prob_edges_z) else None)
 
     def forward(self, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        return self._deterministic(self._features(x), base)
+
+    def forward_both(self, x: torch.Tensor, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The deterministic forecast and the bin logits (None without a probabilistic head), one pass."""
+        feats = self._features(x)
+        logits = self.prob_head(feats, base) if self.prob_head is not None else None
+        return self._deterministic(feats, base), logits
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         for block in self.down:
             x = block(x)
@@ -70,7 +89,10 @@ class UNet(nn.Module):
         x = self.bottom(x)
         for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
             x = merge(torch.cat([up(x), skip], dim=1))
-        out = base + self.head(x)
+        return x
+
+    def _deterministic(self, feats: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        out = base + self.head(feats)
         if self.z_floor is not None:
             out = self.z_floor + F.softplus(out - self.z_floor, beta=4.0)
         return out

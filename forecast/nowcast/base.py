@@ -56,6 +56,9 @@ class ProbabilisticNowcaster(Nowcaster, Protocol):
     in [0, 1], with a ``threshold`` coordinate (attrs ``units`` of the variable) and the coordinates and
     attrs of ``predict``'s output (see `probability_output`). Where the method cannot run as designed it
     falls back and says so in ``fallback``, as ``predict`` does.
+    A class whose instances may or may not forecast probabilities (the learned model: only checkpoints with the
+    probabilistic head do) says so in a ``probabilistic: bool`` attribute; check
+    ``getattr(x, "probabilistic", hasattr(x, "predict_probabilities"))`` rather than ``isinstance`` alone.
     """
 
     def predict_probabilities(self, inputs: xr.DataArray, *, n_leads: int, step: np.timedelta64,

@@ -78,7 +78,10 @@ def validation_metrics(fitted, cfg: ModelConfig) -> dict[str, Any]:
             row[f"csi_{key}_persistence"] = pers["categorical"][key]["csi"][li]
         leads.append(row)
     beats = all(a is not None and b is not None and a < b for a, b in zip(rmse, rmse_p))
-    return {"windows": int(len(dm.val_ds)), "leads": leads, "beats_persistence_at_every_lead": beats}
+    out = {"windows": int(len(dm.val_ds)), "leads": leads, "beats_persistence_at_every_lead": beats}
+    if "probabilistic" in fitted.training:  # the head's figures (forecast.model.detection.calibrate)
+        out["probabilistic"] = fitted.training["probabilistic"]
+    return out
 
 
 def train_model(settings, dataset: str, variable: str, *, config_path: str | Path | None = None,
@@ -107,7 +110,8 @@ def train_model(settings, dataset: str, variable: str, *, config_path: str | Pat
     from forecast.model.fit import fit, scratch_dir
 
     with scratch_dir() as tmp:
-        fitted = fit(series, cfg, workdir=Path(tmp), dataset=dataset, variable=variable, progress=progress)
+        fitted = fit(series, cfg, workdir=Path(tmp), dataset=dataset, variable=variable, progress=progress,
+                     thresholds=catalog.variables[variable].thresholds)
         metrics = validation_metrics(fitted, cfg)
         conf = Path(tmp) / "config.yaml"
         conf.write_text(cfg.to_yaml())

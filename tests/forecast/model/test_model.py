@@ -213,6 +213,23 @@ def test_train_registers_a_candidate_with_everything_that_made_it(world):
     assert (ckpt.parent / "config.yaml").exists()
 
 
+def test_train_gives_the_catalog_thresholds_to_the_probabilistic_head(world):
+    st, cat, doc, _ = world
+    import torch
+
+    from forecast.registry.store import ModelRegistry
+
+    thr = [float(t) for t in cat.variables[P].thresholds]
+    prob = doc["metrics"]["probabilistic"]
+    assert thr and prob["thresholds"] == thr and set(prob["validation"]) == {f"{t:g}" for t in thr}
+    ckpt = torch.load(ModelRegistry(st.db_url, st.models_dir).checkpoint_path("v1"), map_location="cpu",
+                      weights_only=False)
+    assert ckpt["hyper_parameters"]["thresholds"] == thr
+    assert ckpt["state_dict"]["detection_cutoffs"].shape == (3, len(thr))
+    for t, row in prob["train"].items():  # the detection product's frequency bias on its training cells
+        assert row["detection_frequency_bias"] is None or abs(row["detection_frequency_bias"] - 1) < 0.1, (t, row)
+
+
 def _predict(st, **kw):
     from forecast.nowcast.predict import predict
 
