@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class LearnedNowcaster:
         self.version = version
         self.sha256 = sha256
         self.step = np.timedelta64(int(module.hparams.get("step_seconds", 300)), "s")
+        # the probabilities of the last `predict` of a probabilistic model, kept (once) for the
+        # `predict_probabilities` that callers make next on the same inputs: one forward pass for both
+        self._pending: tuple[bytes, xr.DataArray] | None = None
         if product not in PRODUCTS:
             raise BadInputError(f"product must be one of {', '.join(PRODUCTS)}, got {product!r}", param="product")
         if product == "detection":
@@ -84,8 +88,10 @@ class LearnedNowcaster:
 
     def predict(self, inputs: xr.DataArray, *, n_leads: int, step: np.timedelta64,
                 mask: xr.DataArray | None = None) -> xr.DataArray:
-        if self.product == "detection":
-            return self.predict_both(inputs, n_leads=n_leads, step=step, mask=mask)[0]
+        if self.probabilistic:
+            det, prob = self.predict_both(inputs, n_leads=n_leads, step=step, mask=mask)
+            self._pending = (_inputs_key(inputs, n_leads, step, mask), prob)
+            return det
         prep, fields, _, attrs, step = self._run(inputs, n_leads, step, mask, both=False)
         return output(prep, fields, step=step, method=self.name, attrs=attrs)
 
@@ -115,7 +121,10 @@ class LearnedNowcaster:
     def predict_probabilities(self, inputs: xr.DataArray, *, n_leads: int, step: np.timedelta64, thresholds: Any,
                               mask: xr.DataArray | None = None) -> xr.DataArray:
         """Exceedance probabilities (threshold, lead_time, y, x) at ``thresholds``, a subset of the trained
-        ones (see `ProbabilisticNowcaster`)."""
+        ones (see `ProbabilisticNowcaster`). Right after ``predict`` on the same inputs, that pass's."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == _inputs_key(inputs, n_leads, step, mask):
+            return pending[1].isel(threshold=self._threshold_index(thresholds)[0])
         return self.predict_both(inputs, n_leads=n_leads, step=step, thresholds=check_thresholds(thresholds),
                                  mask=mask)[1]
 
@@ -163,3 +172,17 @@ class LearnedNowcaster:
                                  "model_version": self.version or "", "probability_matching": int(
                                      self.cfg.production.probability_matching)}
         return prep, fields, prob, attrs, step
+
+
+def _inputs_key(inputs: xr.DataArray, n_leads: int, step: Any, mask: xr.DataArray | None) -> bytes:
+    """A digest of everything a forecast depends on: values, times, mask, leads and step."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((int(n_leads), str(step), inputs.shape, inputs.dims)).encode())
+    h.update(np.ascontiguousarray(inputs.values).tobytes())
+    for name in inputs.dims:
+        if name in inputs.coords:
+            h.update(np.ascontiguousarray(inputs[name].values).tobytes())
+    if mask is not None:
+        h.update(np.ascontiguousarray(np.asarray(mask)).tobytes())
+    return h.digest()
+

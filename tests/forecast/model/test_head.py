@@ -223,6 +223,30 @@ def test_checkpoint_predicts_probabilities_and_the_detection_product(trained):
         LearnedNowcaster(fitted.module, product="median")
 
 
+def test_predict_then_probabilities_share_one_forward_pass(trained):
+    from forecast.model.learned import LearnedNowcaster
+
+    fitted, series = trained
+    nc = LearnedNowcaster.from_checkpoint(fitted.checkpoint)
+    da, other = inputs_of(series, 50), inputs_of(series, 60)
+    fresh = nc.predict_probabilities(da, n_leads=3, step=STEP, thresholds=THR)
+    calls = []
+    forward = nc.module.predict_both_fields
+    nc.module.predict_both_fields = lambda *a: calls.append(1) or forward(*a)
+    nc.predict(da, n_leads=3, step=STEP)
+    kept = nc.predict_probabilities(da, n_leads=3, step=STEP, thresholds=[5.0])
+    assert len(calls) == 1  # the probabilities of predict's own pass
+    np.testing.assert_array_equal(kept.values[0], fresh.values[1])
+    assert kept["threshold"].attrs == fresh["threshold"].attrs
+    again = nc.predict_probabilities(da, n_leads=3, step=STEP, thresholds=THR)  # kept once only
+    assert len(calls) == 2 and np.array_equal(again.values, fresh.values)
+    nc.predict(da, n_leads=3, step=STEP)
+    moved = nc.predict_probabilities(other, n_leads=3, step=STEP, thresholds=THR)  # other inputs: a new pass
+    assert len(calls) == 4
+    np.testing.assert_array_equal(moved.values, nc.predict_probabilities(other, n_leads=3, step=STEP,
+                                                                          thresholds=THR).values)
+
+
 def test_old_checkpoint_without_head_loads_predicts_and_refuses_probabilities(trained, tmp_path):
     from forecast.model.fit import fit
     from forecast.model.learned import LearnedNowcaster
