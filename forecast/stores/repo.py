@@ -19,6 +19,12 @@ from forecast.errors import StoreBusyError
 from forecast.timeutil import iso
 
 BRANCH = "main"
+#: Icechunk's in-memory caches, bounded: with its defaults every commit's manifests stay cached, so a
+#: long-running writer grows by megabytes per commit (measured: 88 -> 967 MiB over 300 commits of a
+#: 256 x 256 store; 88 -> 186 MiB with these bounds). A million chunk references holds the manifests of
+#: a month of a 5-minute 1000 x 1000 store's latest snapshot; older ones are read again when asked for.
+CACHE_CHUNK_REFS = 1_000_000
+CACHE_SNAPSHOT_NODES = 20_000
 
 
 def codec_for(catalog: Catalog):
@@ -76,7 +82,10 @@ class IcechunkRepo:
             if self.is_local:
                 Path(self.location.removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
             with self.lock():
-                self._repo = icechunk.Repository.open_or_create(self._storage())
+                caching = icechunk.CachingConfig(num_chunk_refs=CACHE_CHUNK_REFS,
+                                                 num_snapshot_nodes=CACHE_SNAPSHOT_NODES)
+                self._repo = icechunk.Repository.open_or_create(
+                    self._storage(), config=icechunk.RepositoryConfig(caching=caching))
         return self._repo
 
     def exists(self) -> bool:
