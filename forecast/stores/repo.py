@@ -21,9 +21,9 @@ from forecast.timeutil import iso
 BRANCH = "main"
 #: Icechunk's in-memory caches, bounded: with its defaults every commit's manifests stay cached, so a
 #: long-running writer grows by megabytes per commit (measured: 88 -> 967 MiB over 300 commits of a
-#: 256 x 256 store of six arrays; 89 -> 271 MiB with these bounds, flat from the 200th on). A million chunk
-#: references holds the manifests of
-#: about a month of a 5-minute 1000 x 1000 store's latest snapshot; older ones are read again when asked for.
+#: 256 x 256 store of six arrays; 89 -> 271 MiB with these bounds, flat from the 200th on). A million
+#: chunk references hold the manifests of about a month of a 5-minute 1000 x 1000 store's latest
+#: snapshot; older ones are read again when asked for.
 CACHE_CHUNK_REFS = 1_000_000
 CACHE_SNAPSHOT_NODES = 20_000
 
