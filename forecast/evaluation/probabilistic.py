@@ -49,7 +49,6 @@ from typing import Any
 import numpy as np
 
 from forecast.errors import BadInputError
-from forecast.evaluation.bootstrap import block_weights, check_bootstrap_args
 from forecast.evaluation.accumulate import (
     MethodSums,
     check_leads,
@@ -59,6 +58,7 @@ from forecast.evaluation.accumulate import (
     score_key,
     to_fixed,
 )
+from forecast.evaluation.bootstrap import block_weights, check_bootstrap_args
 from forecast.serialize import jsonable
 from forecast.timeutil import iso as _iso
 
