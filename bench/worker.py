@@ -334,7 +334,7 @@ def main() -> None:
             t.add([f"{size} x {size}", r["cycles"], r["p50"], r["p95"], r["max"], target, s.get("ingest"), s.get("qc"),
                    s.get("read"), s.get("forecast"), s.get("write"),
                    ", ".join(f"{k} {n}" for k, n in r["methods"].items())])
-        print(t, flush=True)
+            print(t, flush=True)  # after each grid: a failure at 1000 x 1000 keeps the 256 x 256 figures
     runs = {}
     if "replay" in parts or "kill" in parts:
         with scratch_dir("bench-worker-replay-", keep=args.keep) as tmp:
