@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -128,7 +129,7 @@ class _Sums(Protocol):
 S = TypeVar("S", bound=_Sums)
 
 
-class MethodSums(Generic[S]):
+class MethodSums(ABC, Generic[S]):
     """Per-method running sums over init times (each a ``_Sums``: ``records`` per init and ``absorb``).
 
     Subclasses define ``_config()`` (what two partial results must share to be merged) and their own
@@ -149,8 +150,9 @@ class MethodSums(Generic[S]):
         acc = self._acc.get(method)
         return np.array(sorted(acc.records) if acc else [], dtype="int64").astype("datetime64[s]")
 
+    @abstractmethod
     def _config(self) -> dict:
-        raise NotImplementedError
+        """What two partial results must share to be merged (lead times, thresholds, ...)."""
 
     def _check_new(self, method: Any, init_time: Any) -> int:
         """The init's epoch seconds, once ``method`` is a name and (init, method) was not added before."""
