@@ -42,8 +42,7 @@ def _serve(conn, loader=None) -> None:  # pragma: no cover - runs in the child (
 
                 conn.send(("ok", None))
                 continue
-            _, path, version, sha, inputs, mask, n_leads, step = msg[:8]
-            thresholds = msg[8] if len(msg) > 8 else None
+            _, path, version, sha, inputs, mask, n_leads, step, thresholds = msg
             model = loaded.get(sha)
             if model is None:
                 if loader is None:
@@ -124,7 +123,7 @@ class ModelProcess:
                 ok = answer is not None and answer[0] == "ok"
                 if ok and self._last is not None:
                     path, version, sha = self._last
-                    self._ask(("load", path, version, sha, None, None, 0, None), 120.0)
+                    self._ask(("load", path, version, sha, None, None, 0, None, None), 120.0)
             if ok:
                 self._ready.set()
             else:
