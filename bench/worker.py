@@ -316,6 +316,7 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=60.0)
     ap.add_argument("--kills", type=int, default=None)
     ap.add_argument("--no-model", action="store_true", help="latency without a model (the fallback serves)")
+    ap.add_argument("--grids", default="256,1000", help="grid sizes of the latency part (comma-separated)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     parts = args.part.split(",")
@@ -326,7 +327,9 @@ def main() -> None:
         t = Table(["grid", "cycles", "p50 s", "p95 s", "max s", "target p95 s", "ingest", "qc", "read", "forecast",
                    "write", "methods"], title="file complete in the inbox -> forecast readable through the API "
                                               "(worker and API resident; stage medians in s from the cycle log)")
-        for size, target in ((256, 5.0), (1000, 15.0)):
+        targets = {256: 5.0, 1000: 15.0}
+        for size in map(int, args.grids.split(",")):
+            target = targets.get(size)
             if args.quick and size > 256:
                 continue
             r = latency(size, cycles, model=not args.no_model, keep=args.keep)

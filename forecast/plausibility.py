@@ -26,8 +26,8 @@ def annotation_attrs() -> dict[str, Any]:
 
 def annotation_counts(codes: np.ndarray) -> dict[str, int]:
     """How many values carry each annotation."""
-    counts = np.bincount(np.asarray(codes, dtype=np.int64).ravel(), minlength=len(ANNOTATIONS))
-    return {name: int(counts[code]) for code, name in enumerate(ANNOTATIONS)}
+    codes = np.asarray(codes)  # no int64 copy of a forecast-sized array: one comparison per code
+    return {name: int(np.count_nonzero(codes == code)) for code, name in enumerate(ANNOTATIONS)}
 
 
 def annotate(values: np.ndarray, valid_times: np.ndarray, *, physical_range: tuple[float, float],

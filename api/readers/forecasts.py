@@ -4,7 +4,7 @@ Per forecast-store snapshot, each run group is opened once (``RunView``): arrays
 regular grid (indexed arithmetically from lon/lat through a cached pyproj transformer), the written
 inits and their provenance. The branch head is looked up at most every ``api_head_check_s`` seconds,
 so a new forecast is visible within about a second. A point query reads one chunk per array (all
-lead times of a 32 x 32 tile; a point query's chunks are fetched concurrently with zarr's async API);
+lead times of a 128 x 128 tile (32 x 32 in runs written before); a point query's chunks are fetched concurrently with zarr's async API);
 decoded chunks stay in a byte-bounded LRU keyed by (run, array, init, produced_at, tile), so a
 re-written init is never served stale.
 """

@@ -71,6 +71,9 @@ def worker(
                 err.print(f"{report['dataset']} {s['variable']} init {s['init_time']} skipped: {s['reason']}",
                           highlight=False, markup=False)
 
+        from forecast.memory import tune_malloc
+
+        tune_malloc("service")  # before the threads start: a months-long process gives freed fields back
         hook = monitor_hook(st)  # verification and monitoring after each cycle, in the background
         w = Worker(st, ds, on_cycle=None if as_json else show, hooks=[hook])
         try:

@@ -88,7 +88,10 @@ def probability_output(deterministic: xr.DataArray, probabilities: np.ndarray, t
     out_attrs["long_name"] = "probability of exceeding the threshold"
     if attrs:
         out_attrs.update(attrs)
-    p = np.clip(np.asarray(probabilities, dtype=np.float32), 0.0, 1.0)
+    p = np.asarray(probabilities, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        if p.size and (np.nanmin(p, initial=0.0) < 0.0 or np.nanmax(p, initial=1.0) > 1.0):
+            p = np.clip(p, 0.0, 1.0)  # a copy, only when needed: the caller's array is never changed
     return xr.DataArray(p, dims=("threshold", "lead_time", "y", "x"),
                         coords={**{k: c for k, c in deterministic.coords.items()},
                                 "threshold": ("threshold", thresholds, thr_attrs)},

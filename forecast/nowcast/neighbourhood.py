@@ -66,16 +66,19 @@ def neighbourhood_fractions(fields: np.ndarray, thresholds: np.ndarray, size: in
     not count, NaN where the cell itself has no value."""
     from scipy.ndimage import uniform_filter
 
-    f = np.asarray(fields, dtype=np.float64)
-    probs = np.full((len(thresholds), *f.shape), np.nan)
+    f = np.asarray(fields)
+    probs = np.full((len(thresholds), *f.shape), np.nan, dtype=np.float32)
     # box sums of integer counts (uniform_filter's mean times the window area), rounded back to integers
+    # (exact in float32: at most size^2 cells)
     area = size * size
     for j, field in enumerate(f):
         have = np.isfinite(field)
-        n_have = np.rint(uniform_filter(have.astype(np.float64), size, mode="constant") * area)
+        n_have = np.rint(uniform_filter(have.astype(np.float32), size, mode="constant") * area)
+        usable = have & (n_have > 0)
+        np.maximum(n_have, 1, out=n_have)
         with np.errstate(invalid="ignore", divide="ignore"):
             for k, t in enumerate(thresholds):
-                events = (have & (field >= t)).astype(np.float64)
+                events = (have & (field >= t)).astype(np.float32)
                 ev = np.rint(uniform_filter(events, size, mode="constant") * area)
-                probs[k, j] = np.where(have & (n_have > 0), ev / np.maximum(n_have, 1), np.nan)
+                np.divide(ev, n_have, out=probs[k, j], where=usable)
     return probs

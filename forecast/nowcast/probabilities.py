@@ -82,7 +82,10 @@ def probability_dataset(probs: xr.DataArray, *, variable: str, units: str | None
     (lead_time, y, x) per threshold with its ``_annotation`` (`annotate_probability`), attrs ``units`` "1",
     ``threshold``, ``threshold_units``, ``variable`` and ``long_name``; and the annotation counts."""
     thresholds = np.asarray(probs["threshold"].values, dtype=np.float64)
-    values = np.clip(np.asarray(probs.values, dtype=np.float32), 0.0, 1.0)
+    values = np.asarray(probs.values, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        if values.size and (np.nanmin(values, initial=0.0) < 0.0 or np.nanmax(values, initial=1.0) > 1.0):
+            values = np.clip(values, 0.0, 1.0)  # a copy only when needed (a forecast-sized array at 1000 x 1000)
     coords = {name: probs[name] for name in ("lead_time", "valid_time", "y", "x", "lat", "lon") if name in probs.coords}
     data: dict[str, Any] = {}
     counts = np.zeros(4, dtype=np.int64)
