@@ -255,7 +255,7 @@ def run(home: Path, regime: Regime, *, quick: bool, every: int, config: Path | N
         for name, v in fields.items():
             ver.add(init, name, v, obs, valid)
         print(f"  init {i + 1}/{len(inits)} {np.datetime_as_string(init, unit='m')}Z", file=sys.stderr)
-    compare = ("model", "detection") if "detection" in ver.methods else ("model",)
+    compare = tuple(m for m in ("model", "detection", "detection_ec") if m in ver.methods)
     s = ver.summary(reference="persistence", compare=compare, n_boot=N_BOOT)
     idx = [lm // 5 - 1 for lm in LEADS_SHOWN if lm // 5 <= cfg.leads]
     tab = Table(["method", *[f"RMSE +{lm}" for lm in LEADS_SHOWN], *[f"CSI1 +{lm}" for lm in LEADS_SHOWN],
@@ -291,6 +291,15 @@ def run(home: Path, regime: Regime, *, quick: bool, every: int, config: Path | N
     print(r)
     out["targets"] = [{"target": a, "reached": b, "margin": c, "met": bool(d)} for a, b, c, d in rows]
     print(f"\n{regime.name}: {sum(1 for x in rows if x[3])}/{len(rows)} targets met")
+    if "detection_ec" in ver.methods:
+        alt = detection_rows(s, "detection_ec", cfg.leads)
+        a = Table(["target (every lead +5..+60 min)", "reached", "margin", "met"],
+                  title="\nthe alternative detection product, the same inits (detection_ec: each forecast detects as "
+                        "many cells per threshold as its probabilities expect, the most probable; no cut-offs)")
+        for row in alt:
+            a.add([row[0], row[1], row[2], "yes" if row[3] else "no"])
+        print(a)
+        out["targets_detection_ec"] = [{"target": x, "reached": b, "margin": c, "met": bool(d)} for x, b, c, d in alt]
     import torch
 
     if torch.cuda.is_available():
@@ -320,7 +329,7 @@ def _rmse_row(gain: np.ndarray, n_leads: int) -> tuple:
 
 def targets(det: dict, prob: dict, psecs: dict[str, list[float]], gain: np.ndarray, n_leads: int) -> list[tuple]:
     """The acceptance rows: (target, reached, margin, met). Margins are taken at the worst lead."""
-    rows = []
+    rows: list[tuple] = []
     boot = prob["bootstrap"]["model"]
     conf = None
     for thr in ("1", "10"):
@@ -339,23 +348,30 @@ def targets(det: dict, prob: dict, psecs: dict[str, list[float]], gain: np.ndarr
     j = int(np.nanargmax(ece))
     rows.append(("ECE at 1 mm/h <= 0.05", f"max {ece[j]:.3f} at {_lead_of(j)} (mean {np.nanmean(ece):.3f})",
                  f"{0.05 - ece[j]:+.3f}", bool(np.all(ece <= 0.05))))
-    cd = np.array(det["methods"]["detection"]["categorical"]["1"]["csi"], float)
-    cs = np.array(det["methods"]["sprog"]["categorical"]["1"]["csi"], float)
-    d = cd - cs
-    j = int(np.nanargmin(d))
-    rows.append(("detection product CSI at 1 mm/h >= S-PROG", f"{int(np.sum(d >= 0))}/{n_leads} leads; worst "
-                 f"{_lead_of(j)}: {cd[j]:.3f} vs {cs[j]:.3f}", f"{d[j]:+.3f}", bool(np.all(d >= 0))))
-    bias = np.array(det["methods"]["detection"]["categorical"]["1"]["frequency_bias"], float)
-    inside = np.minimum(bias - 0.8, 1.25 - bias)
-    j = int(np.nanargmin(inside))
-    rows.append(("detection product frequency bias at 1 mm/h in [0.8, 1.25]",
-                 f"{np.nanmin(bias):.2f}..{np.nanmax(bias):.2f}; {int(np.sum(inside >= 0))}/{n_leads} leads inside",
-                 f"{inside[j]:+.3f} at {_lead_of(j)}", bool(np.all(inside >= 0))))
+    rows += detection_rows(det, "detection", n_leads)
     rows.append(_rmse_row(gain, n_leads))
     t_m, t_s = median(psecs["model"]), median(psecs["steps"])
     rows.append(("full probabilistic inference < 1 s on CPU (one pass: mean, detection, probabilities)",
                  f"{t_m:.3f} s (median); STEPS {t_s:.2f} s, local probability {median(psecs['local_probability']):.2f} s",
                  f"{1.0 - t_m:+.3f} s", t_m < 1.0))
+    return rows
+
+
+def detection_rows(det: dict, product: str, n_leads: int) -> list[tuple]:
+    """The detection product's two rows: CSI at 1 mm/h >= S-PROG and frequency bias in [0.8, 1.25]."""
+    label = "detection product" if product == "detection" else f"{product} product"
+    cd = np.array(det["methods"][product]["categorical"]["1"]["csi"], float)
+    cs = np.array(det["methods"]["sprog"]["categorical"]["1"]["csi"], float)
+    d = cd - cs
+    j = int(np.nanargmin(d))
+    rows = [(f"{label} CSI at 1 mm/h >= S-PROG", f"{int(np.sum(d >= 0))}/{n_leads} leads; worst "
+             f"{_lead_of(j)}: {cd[j]:.3f} vs {cs[j]:.3f}", f"{d[j]:+.3f}", bool(np.all(d >= 0)))]
+    bias = np.array(det["methods"][product]["categorical"]["1"]["frequency_bias"], float)
+    inside = np.minimum(bias - 0.8, 1.25 - bias)
+    j = int(np.nanargmin(inside))
+    rows.append((f"{label} frequency bias at 1 mm/h in [0.8, 1.25]",
+                 f"{np.nanmin(bias):.2f}..{np.nanmax(bias):.2f}; {int(np.sum(inside >= 0))}/{n_leads} leads inside",
+                 f"{inside[j]:+.3f} at {_lead_of(j)}", bool(np.all(inside >= 0))))
     return rows
 
 
@@ -369,7 +385,7 @@ def compare_regimes(results: dict[str, dict]) -> None:
 
     for lm in LEADS_SHOWN:
         t.add([f"RMSE gain vs persistence +{lm}", *[f"{at(results[n]['rmse_gain'], lm):.1%}" for n in names]])
-    for m in ("model", "detection", "sprog", "persistence"):
+    for m in ("model", "detection", "detection_ec", "sprog", "persistence"):
         for lm in LEADS_SHOWN:
             t.add([f"CSI 1 mm/h +{lm} {m}", *[at(results[n]["csi1"].get(m), lm) for n in names]])
     for thr in ("1", "10"):
@@ -412,31 +428,36 @@ class ProbBench:
         self.n_leads = n_leads
         self.baselines = {name: get_method(name) for name in ("steps", "local_probability")}
         self.k = max(nc.min_slots for nc in self.baselines.values())
-        self.detector = None
         self.secs: dict[str, list[float]] = {m: [] for m in ("model", *self.baselines)}
         self.skipped: str | None = None
 
     def add(self, init, inputs, forecaster, obs, valid) -> dict[str, np.ndarray]:
-        from forecast.model.learned import LearnedNowcaster
+        from forecast.model.probabilistic import clip_to_level, detection_field, expected_count_level
         from forecast.nowcast.forecaster import input_quality
 
         nowcaster = forecaster._nowcaster  # loaded by produce
         if not getattr(nowcaster, "probabilistic", False):
             self.skipped = "the model has no probabilistic head"
             return {}
-        if self.detector is None:
-            self.detector = LearnedNowcaster(nowcaster.module, version=nowcaster.version, product="detection")
         ds = inputs.sel(time=slice(None, init)).isel(time=slice(-max(self.k, forecaster.k), None))
         step = np.timedelta64(300, "s")
         out = {}
-        for name, nc in (("model", self.detector), *self.baselines.items()):
+        for name, nc in (("model", nowcaster), *self.baselines.items()):
             part = ds.isel(time=slice(-max(nc.min_slots, 1), None))
             da = part[VAR]
             mask = da.copy(data=input_quality(part, VAR)[1])
             t1 = time.perf_counter()
             if name == "model":
-                det, p = nc.predict_both(da, n_leads=self.n_leads, step=step, thresholds=self.THRESHOLDS, mask=mask)
-                out["detection"] = det.values
+                # one pass (as LearnedNowcaster.predict_both with product="detection"): the mean field, every
+                # trained threshold's probabilities, the detection product from the checkpoint's cut-offs, and
+                # the alternative detection product (the expected count of each forecast, no cut-offs)
+                mean, p_all = nc.predict_both(da, n_leads=self.n_leads, step=step, mask=mask)
+                thr = np.asarray(nc.thresholds, dtype=np.float64)
+                pa = np.asarray(p_all.transpose("threshold", "lead_time", "y", "x").values)
+                cut = nc.module.detection_cutoffs.detach().cpu().numpy()[:self.n_leads]
+                out["detection"] = detection_field(mean.values, pa, cut, thr)
+                out["detection_ec"] = clip_to_level(mean.values, expected_count_level(pa), thr)
+                p = p_all.isel(threshold=[int(np.argmin(np.abs(thr - t))) for t in self.THRESHOLDS])
             else:
                 p = nc.predict_probabilities(da, n_leads=self.n_leads, step=step, thresholds=self.THRESHOLDS,
                                              mask=mask)
@@ -481,7 +502,7 @@ class ProbBench:
                   title="\nCSI of the detection product (cut-offs from training windows) vs the mean forecast and "
                         "S-PROG, every lead")
         e = Table(["method", "threshold", *[f"bias {_lead_of(j)}" for j in every]], title="\nfrequency bias, every lead")
-        for name in ("detection", "model", "sprog"):
+        for name in ("detection", "detection_ec", "model", "sprog"):
             for thr in ("1", "10"):
                 c = det_summary["methods"][name]["categorical"][thr]
                 d.add([name, thr, *[c["csi"][j] for j in every]])
