@@ -4,6 +4,7 @@
     python bench/model.py --regime curving   # one regime (demo | curving | both)
     python bench/model.py --quick            # one short epoch and 6 inits per regime (CI smoke, a few minutes)
     python bench/model.py --home DIR         # reuse a FORECAST_HOME that holds the data (else a scratch one)
+    python bench/model.py --home DIR --compare-only   # the regimes side by side from earlier runs in DIR
 
 Regimes (each 24 h of 5-minute radar, 256 x 256, every planted fault, ingested in feed order and QC'd, exactly
 as ``forecast demo`` builds its radar data; trained on the first 18 hours, the last 6 held out):
@@ -136,19 +137,33 @@ def main() -> None:
     ap.add_argument("--max-inits", type=int, default=None, help="At most this many inits (default: all; quick 6).")
     ap.add_argument("--config", type=Path, default=None, help="A model config YAML instead of the default.")
     ap.add_argument("--train-only", action="store_true", help="Build the data and train (or reuse); no hindcast.")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="Print the regimes side by side from the results earlier runs left in --home.")
     args = ap.parse_args()
     names = ("demo", "curving") if args.regime == "both" else (args.regime,)
+    if args.compare_only:
+        if args.home is None:
+            ap.error("--compare-only reads the results of earlier runs: give their --home")
+        compare_regimes({n: json.loads((_home(args.home, REGIMES[n]) / RESULT).read_text()) for n in names})
+        return
     with scratch_dir("bench-model-") as tmp:
         home = args.home or tmp
         results = {}
         for name in names:
             r = REGIMES[name]
             print(f"\n{'=' * 30} regime {name}: {r.description} {'=' * 30}")
-            results[name] = run(home / r.subdir if r.subdir else home, r, quick=args.quick,
+            results[name] = run(_home(home, r), r, quick=args.quick,
                                 every=args.every or (45 if args.quick else 15), config=args.config,
                                 max_inits=args.max_inits or (6 if args.quick else None), train_only=args.train_only)
         if len(results) > 1 and not args.train_only:
             compare_regimes(results)
+
+
+RESULT = "bench-model-result.json"
+
+
+def _home(home: Path, regime: Regime) -> Path:
+    return home / regime.subdir if regime.subdir else home
 
 
 def run(home: Path, regime: Regime, *, quick: bool, every: int, config: Path | None = None,
@@ -307,7 +322,7 @@ def run(home: Path, regime: Regime, *, quick: bool, every: int, config: Path | N
     else:
         print("\nno GPU on this machine: the bf16-mixed GPU epoch figure is not measured here")
     reg.close()
-    (st.home / "bench-model-result.json").write_text(json.dumps(out, indent=1, default=_json_default) + "\n")
+    (st.home / RESULT).write_text(json.dumps(out, indent=1, default=_json_default) + "\n")
     return out
 
 
