@@ -23,6 +23,7 @@ def sample(
     out_dir: Path = typer.Option(..., "--out", help="Folder for the NetCDF files and manifest.json."),
     faults: str = typer.Option("", "--faults", help="Comma-separated faults to plant, or 'all'."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same data)."),
+    motion: str = typer.Option("steady", "--motion", help="Steering flow: steady, or curving (faster, turning)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write realistic synthetic observations, one CF NetCDF file per slot, optionally with faults."""
@@ -35,7 +36,8 @@ def sample(
         t0 = time_option(start, "--start")
         flist = [f.strip() for f in faults.split(",") if f.strip()]
         with progress(f"sample {dataset}", not as_json) as tick:
-            manifest = generate_sample(cat, start=t0, hours=hours, out=out_dir, faults=flist, seed=seed, progress=tick)
+            manifest = generate_sample(cat, start=t0, hours=hours, out=out_dir, faults=flist, seed=seed,
+                                       motion=motion, progress=tick)
         if not as_json:
             b = manifest.get("batches", {})
             out.print(f"wrote {len(manifest.get('files', []))} files for {dataset} into {out_dir} "

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ProbabilityHead", "bin_index", "box_mean", "detection_field", "detection_level", "exceedance",
-           "fit_cutoffs", "masked_cross_entropy"]
+__all__ = ["ProbabilityHead", "bin_index", "box_mean", "clip_to_level", "detection_field", "detection_level",
+           "exceedance", "expected_count_level", "fit_cutoffs", "masked_cross_entropy"]
 
 
 class ProbabilityHead(nn.Module):
@@ -134,12 +134,44 @@ def detection_field(fields: np.ndarray, prob: np.ndarray, cutoffs: np.ndarray,
     """The deterministic detection product (lead_time, y, x): in each cell the detected bin (`detection_level`),
     its value the deterministic forecast ``fields`` clipped into that bin (``t_{L-1} <= v < t_L``), so that
     the field exceeds exactly the thresholds detected."""
+    return clip_to_level(fields, detection_level(prob, cutoffs), thresholds)
+
+
+def clip_to_level(fields: np.ndarray, level: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """``fields`` clipped into the bin of ``level`` per cell (``t_{L-1} <= v < t_L``; level 0: below the
+    first threshold), so that the field exceeds exactly the thresholds of its level."""
     t = np.asarray(thresholds, dtype=np.float32)
-    level = detection_level(prob, cutoffs)
     below = np.nextafter(t, np.float32(-np.inf))  # the largest float32 under each threshold
     lo = np.concatenate([[-np.inf], t]).astype(np.float32)[level]
     hi = np.concatenate([below, [np.inf]]).astype(np.float32)[level]
     return np.clip(np.asarray(fields, dtype=np.float32), lo, hi)
+
+
+def expected_count_level(prob: np.ndarray) -> np.ndarray:
+    """The detected level per lead and cell when each forecast detects, at each threshold, as many cells as
+    its own probabilities expect: ``round(sum of P(>= t_k))`` over the cells, the most probable ones, from the
+    highest threshold down (cells detected at a higher threshold count at the lower ones, as `fit_cutoffs`).
+
+    Where the probabilities are calibrated the frequency bias is about 1 in any weather, without cut-offs fitted
+    on a training period whose rain climate may differ from today's. prob (threshold, lead_time, ...cells),
+    NaN where unknown (never detected); returns int (lead_time, ...cells), 0 = none.
+    """
+    k, n = prob.shape[:2]
+    flat = np.asarray(prob, dtype=np.float64).reshape(k, n, -1)
+    level = np.zeros((n, flat.shape[-1]), dtype=np.int64)
+    for li in range(n):
+        detected = np.zeros(flat.shape[-1], dtype=bool)
+        for ki in range(k - 1, -1, -1):
+            p = flat[ki, li]
+            finite = np.isfinite(p)
+            need = int(round(float(p[finite].sum()))) - int(detected.sum())
+            cand = np.flatnonzero(finite & ~detected)
+            if need <= 0 or cand.size == 0:
+                continue
+            top = cand if need >= cand.size else cand[np.argpartition(-p[cand], need - 1)[:need]]
+            detected[top] = True
+            level[li, top] = ki + 1
+    return level.reshape(n, *prob.shape[2:])
 
 
 def fit_cutoffs(prob: np.ndarray, events: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -23,6 +23,14 @@ T_REF = 946_684_800.0
 # Random-stream tags: each physical process draws from its own stream, keyed by (seed, tag, epoch).
 TAG_WIND, TAG_CELLS, TAG_STRAT, TAG_TEX, TAG_FRONT, TAG_PLAN = 11, 12, 13, 14, 15, 16
 
+#: Kinds of steering flow. ``steady``: a mean vector of 15 m/s plus slow oscillations (the demo's weather);
+#: ``curving``: a faster flow (27 m/s) whose direction turns steadily anticlockwise, a full turn every
+#: ``CURVING_PERIOD_H`` hours (45 degrees an hour), with the same oscillations: features move along arcs,
+#: so one motion vector held for an hour misses them (a second weather regime for the model bench).
+MOTIONS = ("steady", "curving")
+CURVING_SPEED = 27.0  # m/s
+CURVING_PERIOD_H = 8.0
+
 
 def stream(*key: int) -> np.random.Generator:
     """The random stream keyed by ``(seed, tag, ...)``: the same key draws the same numbers in any process."""
@@ -174,11 +182,14 @@ class EpochCache:
 class Context:
     """Everything a slot's rendering needs, rebuilt identically from (catalog, seed) in any process."""
 
-    def __init__(self, catalog: Catalog, seed: int):
+    def __init__(self, catalog: Catalog, seed: int, motion: str = "steady"):
         from pyproj import CRS
 
+        if motion not in MOTIONS:
+            raise BadInputError(f"unknown motion {motion!r}; motions are: {', '.join(MOTIONS)}")
         self.catalog = catalog
         self.seed = seed
+        self.motion = motion
         g = catalog.grid
         self.ny, self.nx = g.shape
         self.crs = CRS.from_user_input(g.crs)
@@ -212,6 +223,12 @@ class Context:
         self.w_amp = r.uniform(1.2, 3.0, size=(2, 2))
         self.w_omega = 2 * math.pi / (3600.0 * np.array([[17.0, 41.0], [23.0, 53.0]]))
         self.w_phase = r.uniform(0, 2 * math.pi, size=(2, 2))
+        # curving: the mean vector turns (direction ``toward`` at the phase origin) at ``w_turn`` rad/s
+        self.w_speed = CURVING_SPEED if motion == "curving" else 15.0
+        self.w_turn = 2 * math.pi / (3600.0 * CURVING_PERIOD_H) if motion == "curving" else 0.0
+        self.w_dir0 = toward
+        # Bounds how far upstream a feature can be born and still reach the grid (mean + oscillations).
+        self.max_wind = 22.0 if motion == "steady" else CURVING_SPEED + 9.0
 
         # Convective cells and stratiform systems born in recent epochs, by epoch (see fields.py).
         self.cells = EpochCache(keep=16)
@@ -236,18 +253,35 @@ class Context:
     # --- wind -------------------------------------------------------------------------------------
     def wind(self, t_s: float) -> tuple[float, float]:
         tr = t_s - T_REF
-        uv = [self.w_mean[c] + float(np.sum(self.w_amp[c] * np.sin(self.w_omega[c] * tr + self.w_phase[c])))
+        mean = self._mean_wind(tr)
+        uv = [mean[c] + float(np.sum(self.w_amp[c] * np.sin(self.w_omega[c] * tr + self.w_phase[c])))
               for c in (0, 1)]
         return uv[0], uv[1]
+
+    def _mean_wind(self, tr):
+        """The mean steering vector (east, north) in m/s at ``tr`` seconds after the phase origin."""
+        if self.w_turn == 0.0:
+            return self.w_mean
+        a = self.w_dir0 + self.w_turn * np.asarray(tr, dtype=np.float64)
+        return self.w_speed * np.cos(a), self.w_speed * np.sin(a)
+
+    def _mean_shift_m(self, tr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Metres (east, north) the mean steering vector carries air in ``tr`` seconds from the phase origin."""
+        if self.w_turn == 0.0:
+            return self.w_mean[0] * tr, self.w_mean[1] * tr
+        a0, k = self.w_dir0, self.w_speed / self.w_turn
+        a = a0 + self.w_turn * tr
+        return k * (np.sin(a) - math.sin(a0)), k * (math.cos(a0) - np.cos(a))
 
     def shift_px(self, t_s, factor: float = 1.0):
         """Displacement (rows, columns) of air moving with the steering wind since the phase origin;
         ``t_s`` may be an array."""
         tr = np.asarray(t_s, dtype=np.float64)[..., None] - T_REF
+        mean = self._mean_shift_m(tr[..., 0])
         d = []
         for c in (0, 1):
             osc = self.w_amp[c] * (np.cos(self.w_phase[c]) - np.cos(self.w_omega[c] * tr + self.w_phase[c]))
-            d.append(factor * (self.w_mean[c] * tr[..., 0] + np.sum(osc / self.w_omega[c], axis=-1)))
+            d.append(factor * (mean[c] + np.sum(osc / self.w_omega[c], axis=-1)))
         rows, cols = d[1] / self.step_y_m, d[0] / self.step_x_m
         if np.ndim(t_s) == 0:
             return float(rows), float(cols)

@@ -45,7 +45,6 @@ _CELL_LOOKBACK = math.ceil((_CELL_MAX_LIFE + _CLUSTER_MAX * _CLUSTER_GAP[1]) / _
 _STRAT_EPOCH = 6 * 3600.0
 _STRAT_MAX_LIFE = 9 * 3600.0
 _STRAT_RATE = 4.0e-6  # systems per km^2 per hour
-_MAX_WIND = 22.0  # m/s: bounds how far upstream a feature can be born and still reach the grid
 
 
 def _cells(ctx: Context, epoch: int, cap: Callable[[float], float]) -> dict[str, np.ndarray]:
@@ -55,7 +54,7 @@ def _cells(ctx: Context, epoch: int, cap: Callable[[float], float]) -> dict[str,
 
 def _draw_cells(ctx: Context, epoch: int, cap: Callable[[float], float]) -> dict[str, np.ndarray]:
     r = stream(ctx.seed, TAG_CELLS, epoch)
-    margin_km = _MAX_WIND * (_CELL_MAX_LIFE + _CLUSTER_MAX * _CLUSTER_GAP[1]) / 1000.0 + 40.0
+    margin_km = ctx.max_wind * (_CELL_MAX_LIFE + _CLUSTER_MAX * _CLUSTER_GAP[1]) / 1000.0 + 40.0
     my, mx = margin_km / ctx.km[0], margin_km / ctx.km[1]
     area_km2 = (ctx.ny * ctx.km[0] + 2 * margin_km) * (ctx.nx * ctx.km[1] + 2 * margin_km)
     t0 = T_REF + epoch * _CELL_EPOCH
@@ -112,7 +111,7 @@ def _strat_systems(ctx: Context, epoch: int) -> dict[str, np.ndarray]:
 
 def _draw_strat_systems(ctx: Context, epoch: int) -> dict[str, np.ndarray]:
     r = stream(ctx.seed, TAG_STRAT, epoch)
-    margin_km = _MAX_WIND * _STRAT_MAX_LIFE / 1000.0 + 300.0
+    margin_km = ctx.max_wind * _STRAT_MAX_LIFE / 1000.0 + 300.0
     my, mx = margin_km / ctx.km[0], margin_km / ctx.km[1]
     area_km2 = (ctx.ny * ctx.km[0] + 2 * margin_km) * (ctx.nx * ctx.km[1] + 2 * margin_km)
     n = r.poisson(_STRAT_RATE * area_km2 * _STRAT_EPOCH / 3600.0)

@@ -76,22 +76,24 @@ def _validate(catalog: Catalog, start: datetime, hours: float, faults: Sequence[
 
 
 def generate_sample(catalog: Catalog, *, start: datetime, hours: float, out: Path,
-                    faults: Sequence[str] = (), seed: int = 0, complevel: int = 4,
+                    faults: Sequence[str] = (), seed: int = 0, complevel: int = 4, motion: str = "steady",
                     progress: Callable[[int, int], None] | None = None) -> dict:
     """Write a synthetic observation feed of ``catalog`` for [start, start + hours) into ``out``.
 
     One CF-1.8 NetCDF4 file per slot of the catalog's time axis, named ``{dataset}_{YYYYmmddTHHMMSS}Z.nc``,
     with the requested ``faults`` (names from ``FAULTS`` or ``"all"``) planted and recorded in the returned
-    manifest, which is also written to ``out/manifest.json``. The data depend only on (catalog, seed, time).
+    manifest, which is also written to ``out/manifest.json``. The data depend only on (catalog, seed, motion,
+    time); ``motion`` is the kind of steering flow (``context.MOTIONS``: ``steady``, the default, or
+    ``curving``, faster and turning).
 
     Layout: on-time files in ``out/``; ``late/`` (to ingest later), ``duplicates/`` (byte-identical copies),
     ``revised/`` (corrected files, same names). Files listed by an earlier manifest in ``out`` are removed first.
-    Manifest keys: dataset, catalog_hash, generator, seed, start, end, step, variables, time_encoding, files,
+    Manifest keys: dataset, catalog_hash, generator, seed, motion, start, end, step, variables, time_encoding, files,
     batches {main, late, duplicates, revised}, missing, slots [{time, status, files}], faults [{kind, variable,
     file_variable, units, times, cells | bbox, values, file | files, ...}].
 
     Raises:
-        BadInputError: start not on the time axis, hours <= 0, an unknown fault, or a sample too short /
+        BadInputError: start not on the time axis, hours <= 0, an unknown fault or motion, or a sample too short /
             a grid too small to plant the requested faults apart from each other.
     """
     t_start = _time.perf_counter()
@@ -105,7 +107,7 @@ def generate_sample(catalog: Catalog, *, start: datetime, hours: float, out: Pat
             break
         labels.append(t)
         i += 1
-    ctx = Context(catalog, int(seed))
+    ctx = Context(catalog, int(seed), motion)
     plan = plan_faults(ctx, catalog, labels, names, int(seed))
     _remove_previous(out)
     for sub in ("", "late", "revised", "duplicates"):

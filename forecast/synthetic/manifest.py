@@ -128,6 +128,7 @@ def build_manifest(ctx: Context, catalog: Catalog, plan: Plan, *, start: int, en
         "catalog_hash": catalog.hash,
         "generator": GENERATOR,
         "seed": seed,
+        "motion": ctx.motion,
         "start": _iso(start),
         "end": _iso(end_s),
         "step": catalog.time.step,

@@ -270,3 +270,25 @@ def test_old_checkpoint_without_head_loads_predicts_and_refuses_probabilities(tr
         nc.predict_probabilities(da, n_leads=3, step=STEP, thresholds=THR)
     with pytest.raises(NotProbabilisticError):
         LearnedNowcaster.from_checkpoint(old, product="detection")
+
+
+def test_expected_count_level_detects_as_many_cells_as_the_probabilities_expect():
+    """Per lead and threshold, round(sum P) cells, the most probable, nested from the highest threshold down."""
+    from forecast.model.probabilistic import clip_to_level, expected_count_level
+
+    rng = np.random.default_rng(0)
+    p10 = rng.uniform(0, 0.2, (2, 30, 30))
+    p1 = np.clip(p10 + rng.uniform(0, 0.5, (2, 30, 30)), 0, 1)
+    prob = np.stack([p1, p10])
+    prob[:, 1, 0, 0] = np.nan  # unknown: never detected
+    level = expected_count_level(prob)
+    assert level.shape == (2, 30, 30) and level[1, 0, 0] == 0
+    for li in range(2):
+        assert (level[li] >= 2).sum() == round(float(np.nansum(p10[li] if li == 0 else prob[1, 1])))
+        assert (level[li] >= 1).sum() == round(float(np.nansum(prob[0, li])))
+        # the cells detected at 1 beyond those of 10 are the most probable of the rest
+        only1 = level[li] == 1
+        rest = (level[li] == 0) & np.isfinite(prob[0, li])
+        assert prob[0, li][only1].min() >= prob[0, li][rest].max()
+    field = clip_to_level(np.full((2, 30, 30), 3.0, np.float32), level, (1.0, 10.0))
+    assert ((field >= 1.0) == (level >= 1)).all() and ((field >= 10.0) == (level >= 2)).all()
