@@ -4,6 +4,7 @@ probabilistic model's probabilities come through the process under the same dead
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import numpy as np
@@ -15,7 +16,7 @@ from forecast.clock import FixedClock
 from forecast.timeutil import iso
 from forecast.worker.cycle import open_service, run_cycle
 from forecast.worker.inbox import feed_folders
-from forecast.worker.runner import ModelProcess
+from forecast.worker.runner import ModelProcess, _bulk_files, _pack, _unpack
 from testkit import trains_model
 from workerkit import P, START, STEP, drop, make_world, slot_file
 
@@ -116,13 +117,23 @@ def test_a_model_past_its_deadline_is_killed_and_the_fallback_answers(trained):
         svc.db.close()
 
 
-@pytest.mark.parametrize("loader, source, why", [
-    (probkit.load_with_probabilities, "model", None),
-    (probkit.load_with_broken_probabilities, "neighbourhood of model", "failed: RuntimeError: probability head diverged"),
-    (probkit.load_with_slow_probabilities, "neighbourhood of model", "probabilities exceeded the deadline of 20 s"),
+@pytest.mark.parametrize("loader, source, why, bulk", [
+    # every answer through shared memory (the other cases, and the test above, use the pipe)
+    (probkit.load_with_probabilities, "model", None, True),
+    (probkit.load_with_broken_probabilities, "neighbourhood of model", "failed: RuntimeError: probability head diverged",
+     False),
+    (probkit.load_with_slow_probabilities, "neighbourhood of model", "probabilities exceeded the deadline of 20 s",
+     False),
 ])
-def test_a_probabilistic_model_sends_its_probabilities_through_the_process(trained, loader, source, why):
+def test_a_probabilistic_model_sends_its_probabilities_through_the_process(trained, loader, source, why, bulk,
+                                                                            monkeypatch):
     st, cat, sample, manifest, doc = trained
+    bulk_answers = []
+    if bulk:
+        import forecast.worker.runner as runner_module
+
+        monkeypatch.setenv("FORECAST_MODEL_BULK_BYTES", "0")  # read by the child it spawns
+        monkeypatch.setattr(runner_module, "_unpack", lambda a: bulk_answers.append(a[0]) or _unpack(a))
     clock = FixedClock(START)
     runner = ModelProcess(loader=loader)
     svc = open_service(st, cat.id, clock=clock, runner=runner)
@@ -132,7 +143,7 @@ def test_a_probabilistic_model_sends_its_probabilities_through_the_process(train
         _with_deadline(svc, "20s")
         rep = _feed(svc, trained, clock, t)
         (f,) = rep["forecasts"]
-        assert f["method"] == "model" and f["fallback"] is None  # the forecast stands in every case
+        assert f["method"] == "model" and f["fallback"] is None, f  # the forecast stands in every case
         probs = svc.fstore.provenance(cat.id, t)["probabilities"]
         assert probs["source"] == source
         assert (probs["fallback"] is None) if why is None else (why in probs["fallback"])
@@ -140,6 +151,27 @@ def test_a_probabilistic_model_sends_its_probabilities_through_the_process(train
         stored = svc.fstore.open(cat.id)
         p = stored[probs["parameters"][0]].isel(init_time=-1).values
         assert np.isfinite(p).any() and np.nanmin(p) >= 0 and np.nanmax(p) <= 1
+        assert _bulk_files(os.getpid()) == []  # every answer's file read and removed
+        assert bulk_answers == (["bulk", "bulk"] if bulk else [])  # the forecast and its probabilities
     finally:
         runner.close()
         svc.db.close()
+
+
+def test_a_large_answer_goes_through_shared_memory_unchanged(monkeypatch):
+    """`_pack` (the child's side) writes the values to a file and sends their description; `_unpack` (the
+    parent's) gives the same DataArray back and removes the file; a small answer goes as it is."""
+    import xarray as xr
+
+    da = xr.DataArray(np.random.default_rng(3).random((2, 3, 4, 5), dtype=np.float32), dims=("threshold", "lead_time",
+                      "y", "x"), coords={"threshold": [1.0, 10.0], "y": np.arange(4.0)}, attrs={"units": "1"},
+                      name=P)
+    da[0, 0, 0, 0] = np.nan
+    assert _pack(da) is da  # under 8 MiB: through the pipe
+    monkeypatch.setenv("FORECAST_MODEL_BULK_BYTES", "1")
+    packed = _pack(da)
+    assert packed[0] == "bulk" and os.path.exists(packed[1])
+    back = _unpack(packed)
+    assert not os.path.exists(packed[1])
+    xr.testing.assert_identical(back, da)
+    assert _unpack("not an answer") == "not an answer"
