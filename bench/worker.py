@@ -177,12 +177,13 @@ def latency(size: int, n_cycles: int, *, model: bool, keep: bool) -> dict:
                 "model": version, "setup_s": setup}
 
 
-def _rss_tree(pid: int) -> int:
+def _rss_tree(pid: int, *, own: bool = False) -> int:
+    """The resident memory of the process and its children (``own``: of the process alone)."""
     import psutil
 
     try:
         p = psutil.Process(pid)
-        return sum(c.memory_info().rss for c in [p, *p.children(recursive=True)])
+        return sum(c.memory_info().rss for c in [p, *([] if own else p.children(recursive=True))])
     except psutil.Error:
         return 0
 
@@ -205,6 +206,7 @@ def replay_run(tmp: Path, hours: float, speed: float, *, kills: int = 0, seed: i
         done.set()
 
     rss: list[tuple[float, int]] = []
+    rss_own: list[tuple[float, int]] = []  # the worker process without its model process
     th = threading.Thread(target=feed, daemon=True)
     th.start()
     t0 = time.time()
@@ -215,6 +217,7 @@ def replay_run(tmp: Path, hours: float, speed: float, *, kills: int = 0, seed: i
         while not done.is_set():
             time.sleep(1.0)
             rss.append((time.time() - t0, _rss_tree(proc.pid)))
+            rss_own.append((time.time() - t0, _rss_tree(proc.pid, own=True)))
             if kill_at and time.time() - t0 >= kill_at[0]:
                 kill_at.pop(0)
                 proc.kill()
@@ -230,8 +233,20 @@ def replay_run(tmp: Path, hours: float, speed: float, *, kills: int = 0, seed: i
             proc.kill()
     with WorkerState(st.db_url) as state:
         rows = state.recent(cat.id, limit=100_000)
-    return {"settings": st, "catalog": cat, "manifest": manifest, "rows": rows, "rss": rss, "kills": n_killed,
+    return {"settings": st, "catalog": cat, "manifest": manifest, "rows": rows, "rss": rss, "rss_own": rss_own,
+            "kills": n_killed,
             "replay": out, "wall": wall}
+
+
+def _hourly(rss: list[tuple[float, int]], hour_s: float) -> list[list[int]]:
+    """The RSS samples per hour of the feed (wall seconds ``hour_s`` each)."""
+    out: list[list[int]] = []
+    for t, b in rss:
+        i = int(t // hour_s) if hour_s > 0 else 0
+        while len(out) <= i:
+            out.append([])
+        out[i].append(b)
+    return out
 
 
 def check_replay(run: dict) -> dict:
@@ -271,6 +286,9 @@ def check_replay(run: dict) -> dict:
                 t for t, v in outcome.items() if v == "failed"], "no_outcome": no_outcome, "skip_reasons": reasons,
             "deadline_misses": sum(1 for r in dones if r["deadline_missed"]),
             "done_twice": len(dones) - len({r["init_time"] for r in dones}),
+            "rss_hourly_mib": [round(statistics.median(b) / 2**20) for b in _hourly(rss, w / 24) if b],
+            "rss_own_hourly_mib": [round(statistics.median(b) / 2**20) for b in _hourly(run.get("rss_own", []), w / 24)
+                                   if b],
             "rss_first_mib": statistics.median(first) / 2**20 if first else None,
             "rss_last_mib": statistics.median(last) / 2**20 if last else None, "hour_wall_s": hour}
 
@@ -356,6 +374,8 @@ def main() -> None:
             t.add(["deadline misses", chk["deadline_misses"]])
             t.add(["worker RSS first hour (MiB)", chk["rss_first_mib"]])
             t.add(["worker RSS last hour (MiB)", chk["rss_last_mib"]])
+            t.add(["worker RSS per hour of the feed (MiB, median)", " ".join(map(str, chk["rss_hourly_mib"]))])
+            t.add(["  of it the worker process alone", " ".join(map(str, chk["rss_own_hourly_mib"]))])
             for reason, n in sorted(chk["skip_reasons"].items()):
                 t.add([f"  skipped: {reason}", n])
             print(t, flush=True)

@@ -22,17 +22,19 @@ BRANCH = "main"
 #: Icechunk's in-memory caches, bounded: with its defaults every commit's manifests stay cached, so a
 #: long-running writer grows by megabytes per commit (measured: 88 -> 967 MiB over 300 commits of a
 #: 256 x 256 store of six arrays; 89 -> 271 MiB with a bound of a million references, flat from the 200th
-#: on). A reference costs roughly 175 bytes in the cache (a memray trace of the worker); 250,000 of them (~45 MB per open repository) hold
-#: a few versions of the newest manifest split of a 1000 x 1000 forecast (48 inits x 1,408 references);
-#: older ones are read again when asked for.
-CACHE_CHUNK_REFS = 250_000
+#: on). A reference costs roughly 175 bytes in the cache (a memray trace of the worker), and a worker holds
+#: four repositories (its stores and the monitor's): 50,000 references (~9 MB each) hold a few versions
+#: of the newest manifest split of a 1000 x 1000 forecast (12 inits x 1,408 references); older ones are
+#: read again when asked for. (With a million, the 24-hour replay's worker grew by 200 MiB while its
+#: caches filled.)
+CACHE_CHUNK_REFS = 50_000
 CACHE_SNAPSHOT_NODES = 20_000
 #: manifests split along the time axes (in chunks of one slot / init): a commit rewrites only the manifest
 #: of the split it touched, so writing (and caching) a forecast or a slot costs the same on the first day of
 #: a store and after a year; without it every commit rewrote every reference of the array (1,408 per init
 #: for a 1000 x 1000 forecast of 22 arrays: 12 million after a month). A day of 5-minute slots per split;
-#: 4 hours of inits (a forecast init has ~100x more chunks than an observation slot).
-MANIFEST_SPLIT = {"time": 288, "init_time": 48}
+#: an hour of inits (a forecast init has ~100x more chunks than an observation slot).
+MANIFEST_SPLIT = {"time": 288, "init_time": 12}
 
 
 def codec_for(catalog: Catalog):
