@@ -25,8 +25,8 @@ BRANCH = "main"
 #: on). A reference costs roughly 175 bytes in the cache (a memray trace of the worker), and a worker holds
 #: four repositories (its stores and the monitor's): 50,000 references (~9 MB each) hold a few versions
 #: of the newest manifest split of a 1000 x 1000 forecast (12 inits x 1,408 references); older ones are
-#: read again when asked for. (24-hour replay, worker and model process: 909 -> 1,111 MiB with a million,
-#: 903 -> 1,063 MiB with 50,000.)
+#: read again when asked for. (24-hour replay, worker and model process: 909 -> 1,111 MiB with 250,000 and
+#: 4-hour init splits, 903 -> 1,063 MiB with 50,000 and 1-hour splits.)
 CACHE_CHUNK_REFS = 50_000
 CACHE_SNAPSHOT_NODES = 20_000
 #: manifests split along the time axes (in chunks of one slot / init): a commit rewrites only the manifest
