@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.catalog import exceedance_name
+from forecast.nowcast.base import unit_interval
 from forecast.nowcast.exceedance import finish_probabilities
 from forecast.nowcast.neighbourhood import neighbourhood_fractions
 from forecast.plausibility import annotate_probability, annotation_attrs, annotation_counts
@@ -82,10 +83,7 @@ def probability_dataset(probs: xr.DataArray, *, variable: str, units: str | None
     (lead_time, y, x) per threshold with its ``_annotation`` (`annotate_probability`), attrs ``units`` "1",
     ``threshold``, ``threshold_units``, ``variable`` and ``long_name``; and the annotation counts."""
     thresholds = np.asarray(probs["threshold"].values, dtype=np.float64)
-    values = np.asarray(probs.values, dtype=np.float32)
-    with np.errstate(invalid="ignore"):
-        if values.size and (np.nanmin(values, initial=0.0) < 0.0 or np.nanmax(values, initial=1.0) > 1.0):
-            values = np.clip(values, 0.0, 1.0)  # a copy only when needed (a forecast-sized array at 1000 x 1000)
+    values = unit_interval(probs.values)
     coords = {name: probs[name] for name in ("lead_time", "valid_time", "y", "x", "lat", "lon") if name in probs.coords}
     data: dict[str, Any] = {}
     counts = np.zeros(4, dtype=np.int64)

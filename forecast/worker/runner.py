@@ -23,6 +23,7 @@ import os
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from itertools import count
 from typing import Any
 
@@ -36,8 +37,9 @@ def _bulk_dir() -> str:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
 
 
-def _bulk_files(parent_pid: int) -> list[str]:
-    return glob.glob(os.path.join(_bulk_dir(), f"{_BULK_PREFIX}{parent_pid}-*"))
+def _bulk_files(parent_pid: int | None = None) -> list[str]:
+    """The answer files in shared memory of the worker ``parent_pid`` (of every worker: None)."""
+    return glob.glob(os.path.join(_bulk_dir(), f"{_BULK_PREFIX}{'' if parent_pid is None else f'{parent_pid}-'}*"))
 
 
 def _pack(answer: Any) -> Any:  # pragma: no cover - runs in the child (covered through ModelProcess)
@@ -56,10 +58,8 @@ def _pack(answer: Any) -> Any:  # pragma: no cover - runs in the child (covered 
     try:
         values.tofile(path)
     except OSError:
-        try:
+        with suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
         return answer
     coords = {k: c.variable for k, c in answer.coords.items()}
     return ("bulk", path, values.shape, values.dtype.str, answer.dims, coords, dict(answer.attrs), answer.name)
@@ -76,27 +76,22 @@ def _unpack(answer: Any) -> Any:
     try:
         values = np.fromfile(path, dtype=np.dtype(dtype), count=int(np.prod(shape))).reshape(shape)
     finally:
-        try:
+        with suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
     return xr.DataArray(values, dims=dims, coords=coords, attrs=attrs, name=name)
 
 
 def _remove_bulk_files(alive_too: bool = False) -> None:
     """Remove the files of answers never read: this process's (``alive_too``), and those of workers that
     are gone."""
-    for path in glob.glob(os.path.join(_bulk_dir(), f"{_BULK_PREFIX}*")):
+    for path in _bulk_files():
         try:
             pid = int(os.path.basename(path)[len(_BULK_PREFIX):].split("-")[0])
         except ValueError:
             continue
-        mine = pid == os.getpid()
-        if (mine and alive_too) or (not mine and not _pid_alive(pid)):
-            try:
+        if (alive_too if pid == os.getpid() else not _pid_alive(pid)):
+            with suppress(OSError):
                 os.unlink(path)
-            except OSError:
-                pass
 
 
 def _pid_alive(pid: int) -> bool:
@@ -104,9 +99,10 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, someone else's
+        pass
     return True
+
 
 __all__ = ["ModelProcess"]
 
