@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     worker_lease_ttl_s: float = Field(
         15.0, gt=0, description="Seconds a worker's lease of the store lasts without a heartbeat; a standby takes "
         "over within this time after the holder dies.")
+    worker_model_threads: int = Field(
+        0, ge=0, description="torch threads of the worker's model process (0: one per core; the worker itself "
+        "waits while its model forecasts).")
     worker_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Serve the worker's Prometheus metrics on this port (default: off; the "
         "API's /metrics reports the cycle log either way).")

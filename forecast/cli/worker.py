@@ -124,7 +124,7 @@ def cycle(
         from forecast.worker.runner import ModelProcess
 
         st = load_settings()
-        runner = ModelProcess()
+        runner = ModelProcess(threads=st.worker_model_threads)
         hook = monitor_hook(st, background=False)  # one cycle: its verification done before it exits
         svc = open_service(st, dataset, runner=runner, hooks=[hook])
         try:

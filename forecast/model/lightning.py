@@ -29,7 +29,7 @@ from forecast.model.data import (
     split_windows,
 )
 from forecast.model.net import UNet
-from forecast.model.probabilistic import exceedance, masked_cross_entropy
+from forecast.model.probabilistic import masked_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -290,9 +290,8 @@ class NowcastModule(L.LightningModule):
         xt = torch.from_numpy(pad_to(x, m)).unsqueeze(0).to(self.device)
         bt = torch.from_numpy(pad_to(base, m)).unsqueeze(0).to(self.device)
         self.eval()
-        z, logits = self.forward_both(xt, bt)
+        z, prob = self.net.forward_exceedance(xt, bt)
         out = self.physical(z)[0, :, :ny, :nx].float().cpu().numpy()
-        if logits is None:
+        if prob is None:
             return out, None
-        prob = exceedance(logits)[0, :, :, :ny, :nx].transpose(0, 1)
-        return out, prob.float().cpu().numpy()
+        return out, prob[0, :, :, :ny, :nx].cpu().numpy()

@@ -80,6 +80,13 @@ class UNet(nn.Module):
         logits = self.prob_head(feats, base) if self.prob_head is not None else None
         return self._deterministic(feats, base), logits
 
+    def forward_exceedance(self, x: torch.Tensor, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inference, one pass: the deterministic forecast and the exceedance probabilities (batch, threshold,
+        lead_time, y, x) (`ProbabilityHead.exceedance`; None without a probabilistic head)."""
+        feats = self._features(x)
+        prob = self.prob_head.exceedance(feats, base) if self.prob_head is not None else None
+        return self._deterministic(feats, base), prob
+
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         for block in self.down:

@@ -51,17 +51,19 @@ class ProbabilityHead(nn.Module):
 
     def prior(self, base: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (batch, lead_time, bin, y, x) of the prior."""
+        return torch.stack([self.prior_lead(base[:, j], j) for j in range(base.shape[1])], dim=1)
+
+    def prior_lead(self, base: torch.Tensor, j: int) -> torch.Tensor:
+        """The prior's log-probabilities (batch, bin, y, x) at lead step ``j`` from its base (batch, y, x)."""
         inf = torch.full((1,), float("inf"), dtype=base.dtype, device=base.device)
         e = self.edges_z.to(base.dtype)
-        lo = torch.cat([-inf, e]).view(1, 1, -1, 1, 1)
-        hi = torch.cat([e, inf]).view(1, 1, -1, 1, 1)
-        b = base.unsqueeze(2)
+        lo = torch.cat([-inf, e]).view(1, -1, 1, 1)
+        hi = torch.cat([e, inf]).view(1, -1, 1, 1)
+        b = base.unsqueeze(1)
         dist = F.relu(lo - b) + F.relu(b - hi)
-        smooth = torch.softmax(-self.log_sharpness.exp().view(1, -1, 1, 1, 1).to(base.dtype) * dist, dim=2)
-        idx = torch.bucketize(base.contiguous(), e, right=True).unsqueeze(2)
-        onehot = torch.zeros_like(dist).scatter_(2, idx, 1.0)
-        local = torch.stack([box_mean(onehot[:, j], int((j + 1) * self.slope) // 2)
-                             for j in range(base.shape[1])], dim=1)
+        smooth = torch.softmax(-self.log_sharpness[j].exp().to(base.dtype) * dist, dim=1)
+        idx = torch.bucketize(base.contiguous(), e, right=True).unsqueeze(1)
+        local = box_mean(torch.zeros_like(dist).scatter_(1, idx, 1.0), int((j + 1) * self.slope) // 2)
         # clamped: a bin far from the base must stay possible (a finite loss when it is observed)
         return torch.log(((1 - self.floor) * local + self.floor * smooth).clamp_min(1e-6))
 
@@ -70,6 +72,18 @@ class ProbabilityHead(nn.Module):
         learned = self.conv(features).view(b, self.leads, self.bins, ny, nx)
         return self.prior(base.float()) + learned.float()
 
+    def exceedance(self, features: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """Inference: `exceedance` of `forward`'s logits as (batch, threshold, lead_time, y, x), computed one
+        lead at a time - the same numbers without the (batch, lead, bin, y, x) temporaries, a quarter of a
+        gigabyte each on a 1000 x 1000 grid, that made the head cost as much as the network."""
+        b, _, ny, nx = features.shape
+        out = torch.empty((b, self.bins - 1, self.leads, ny, nx), dtype=torch.float32, device=features.device)
+        weight = self.conv.weight.view(self.leads, self.bins, *self.conv.weight.shape[1:])
+        bias = self.conv.bias.view(self.leads, self.bins)
+        for j in range(self.leads):
+            learned = F.conv2d(features, weight[j], bias[j]).float()
+            out[:, :, j] = exceedance(self.prior_lead(base[:, j].float(), j) + learned)
+        return out
 
 def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
     """The mean of x (batch, channel, y, x) over the (2r + 1)^2 window around each cell, counting only cells

@@ -107,12 +107,12 @@ def _pid_alive(pid: int) -> bool:
 __all__ = ["ModelProcess"]
 
 
-def _serve(conn, loader=None) -> None:  # pragma: no cover - runs in the child (covered through ModelProcess)
+def _serve(conn, loader=None, threads: int = 0) -> None:  # pragma: no cover - runs in the child (see ModelProcess)
     """The child: load models on request (``loader(path, version=, sha256=)``, by default
-    `LearnedNowcaster.from_checkpoint`), forecast, answer; one request at a time."""
-    import os
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    `LearnedNowcaster.from_checkpoint`), forecast, answer; one request at a time, with ``threads`` torch
+    threads (0: one per core - the worker waits while its model forecasts)."""
+    # before torch is imported here (a spawned process): torch takes its thread count from it
+    os.environ["OMP_NUM_THREADS"] = str(int(threads) or (os.cpu_count() or 1))
     loaded: dict[str, Any] = {}
     while True:
         try:
@@ -167,10 +167,11 @@ class ModelProcess:
     killing the process that is getting ready.
     """
 
-    def __init__(self, loader=None):
+    def __init__(self, loader=None, *, threads: int = 0):
         #: how the child loads a checkpoint: None is `LearnedNowcaster.from_checkpoint`; another importable
         #: function of (path, version=, sha256=) (it is sent to a spawned process) for stand-ins
         self.loader = loader
+        self.threads = threads  # the child's torch threads (0: one per core)
         self._proc = None
         self._conn = None
         self._lock = threading.Lock()
@@ -183,7 +184,8 @@ class ModelProcess:
         _remove_bulk_files()  # those of a worker that died with a file unread
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Icechunk's threads
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.loader), name="forecast-model", daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, self.loader, self.threads), name="forecast-model",
+                                 daemon=True)
         self._proc.start()
         child.close()
         self._conn = parent

@@ -47,7 +47,7 @@ class Worker:
         self.on_cycle = on_cycle
         self.metrics = WorkerMetrics()
         self.metrics_port = metrics_port if metrics_port is not None else settings.worker_metrics_port
-        self.runner = ModelProcess() if model_process else None
+        self.runner = ModelProcess(threads=settings.worker_model_threads) if model_process else None
         self.services: list[Service] = [
             open_service(settings, d, clock=clock, runner=self.runner, worker_id=self.id, hooks=hooks)
             for d in self.datasets]

@@ -50,6 +50,22 @@ def test_head_gives_bin_probabilities_and_non_increasing_exceedance():
     assert torch.equal(z, m(x, base))  # the deterministic output is the same with or without the head
 
 
+def test_inference_computes_the_training_pass_probabilities_one_lead_at_a_time():
+    m = module([0.1, 1.0, 5.0])
+    with torch.no_grad():
+        m.net.prob_head.conv.weight.normal_(0, 1.0)
+        m.net.prob_head.conv.bias.normal_(0, 1.0)
+        m.net.prob_head.log_sharpness.normal_(1.0, 0.5)  # a different sharpness per lead
+    x, base = torch.randn(2, 11, 64, 64), 2 * torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        z, logits = m.forward_both(x, base)
+        z2, prob = m.net.forward_exceedance(x, base)
+    assert prob.shape == (2, 3, 3, 64, 64)  # (batch, threshold, lead, y, x)
+    assert torch.equal(z, z2)
+    assert torch.allclose(prob, exceedance(logits).transpose(1, 2), atol=1e-6)
+    assert m.net.prob_head.exceedance(m.net._features(x), base).shape == prob.shape
+
+
 def test_untrained_head_is_softened_lagrangian_persistence():
     m = module()
     phys = torch.zeros(1, 3, 16, 16)

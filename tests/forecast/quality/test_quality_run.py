@@ -264,3 +264,41 @@ def test_qc_run_writes_decisions_taken_elsewhere_into_the_flags(tmp_path, monkey
     store = ObservationStore(tmp_path / "home" / "observations.icechunk")
     q = _at(open_observations(cat.id, store=store)[f"{P}_qc"], when).values
     assert all(q[y, x] == QCFlag.GOOD for y, x in ext["cells_by_time"][when])
+
+
+def test_lookback_run_gives_final_flags_to_the_recent_slots_and_leaves_the_rest_pending(tmp_path):
+    """What the worker does to serve sooner: QC of a new slot and the few before it (a forecast's inputs), the
+    rest of the temporal halo recorded in the store as pending and re-checked by the next full run - which
+    then leaves exactly the flags that full runs all along would have."""
+    cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")
+    out = tmp_path / "samples"
+    manifest = generate_sample(cat, start=START, hours=3, out=out, faults=["all"], seed=3)
+    files = [out / p for p in manifest["batches"]["main"]]
+    full, quick = ObservationStore(tmp_path / "full"), ObservationStore(tmp_path / "quick")
+    halo = temporal_halo(qc_config(cat))
+    for store in (full, quick):
+        ingest(cat, files[:24], store=store, available_at=START + timedelta(hours=2), scheduler="sync")
+        run_qc(cat, store=store)
+
+    def flags(store, n=None):
+        ds = open_observations(cat.id, store=store)
+        q, t = ds[f"{P}_qc"].values, ds[f"{P}_qc_tests"].values
+        return (q, t) if n is None else (q[-n:], t[-n:])
+
+    for f in files[24:]:
+        for store in (full, quick):
+            ingest(cat, [f], store=store, available_at=START + timedelta(hours=3), scheduler="sync")
+        rf = run_qc(cat, store=full)
+        rq = run_qc(cat, store=quick, lookback=5)
+        assert rf.slots_pending == 0 and rf.slots_checked > halo // 2  # the new slot (and gaps) and the halo
+        assert rq.committed and 6 <= rq.slots_checked < rf.slots_checked and rq.slots_pending > 0
+        # the new slot and the five before it: the flags a full run gives them
+        for a, b in zip(flags(full, 6), flags(quick, 6)):
+            np.testing.assert_array_equal(a, b)
+    pending = ObservationStore(tmp_path / "quick")  # from the store, as a restarted worker would find it
+    assert run_qc(cat, store=pending, lookback=5).slots_checked == 0  # nothing new: pending stays pending
+    done = run_qc(cat, store=pending)
+    assert done.committed and done.slots_checked > 6 and done.slots_pending == 0
+    for a, b in zip(flags(full), flags(quick)):
+        np.testing.assert_array_equal(a, b)
+    assert run_qc(cat, store=quick).slots_checked == 0  # nothing left
