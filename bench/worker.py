@@ -234,7 +234,7 @@ def replay_run(tmp: Path, hours: float, speed: float, *, kills: int = 0, seed: i
     with WorkerState(st.db_url) as state:
         rows = state.recent(cat.id, limit=100_000)
     return {"settings": st, "catalog": cat, "manifest": manifest, "rows": rows, "rss": rss, "rss_own": rss_own,
-            "kills": n_killed,
+            "kills": n_killed, "log": tmp / "worker.log",
             "replay": out, "wall": wall}
 
 
@@ -289,6 +289,7 @@ def check_replay(run: dict) -> dict:
             "rss_hourly_mib": [round(statistics.median(b) / 2**20) for b in _hourly(rss, w / 24) if b],
             "rss_own_hourly_mib": [round(statistics.median(b) / 2**20) for b in _hourly(run.get("rss_own", []), w / 24)
                                    if b],
+            "memory_restarts": run["log"].read_text(errors="replace").count("gives the lease back and restarts itself"),
             "rss_first_mib": statistics.median(first) / 2**20 if first else None,
             "rss_last_mib": statistics.median(last) / 2**20 if last else None, "hour_wall_s": hour}
 
@@ -376,6 +377,7 @@ def main() -> None:
             t.add(["worker RSS last hour (MiB)", chk["rss_last_mib"]])
             t.add(["worker RSS per hour of the feed (MiB, median)", " ".join(map(str, chk["rss_hourly_mib"]))])
             t.add(["  of it the worker process alone", " ".join(map(str, chk["rss_own_hourly_mib"]))])
+            t.add(["memory restarts (FORECAST_WORKER_MAX_RSS_GROWTH_MIB)", chk["memory_restarts"]])
             for reason, n in sorted(chk["skip_reasons"].items()):
                 t.add([f"  skipped: {reason}", n])
             print(t, flush=True)

@@ -60,3 +60,12 @@ def tune_malloc(profile: Literal["batch", "service"] = "batch") -> bool:
         pass
     return _MALLOC_TUNED != "off"
 
+
+
+def resident_mib() -> float | None:
+    """This process's resident memory (RSS) in MiB; None where /proc is not there (not Linux)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None

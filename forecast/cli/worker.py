@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -80,9 +82,31 @@ def worker(
             code = w.run()
         finally:
             hook.close(10.0)
+        if w.restart:
+            _restart(w)
         return {"worker": w.id, "cycles": w.cycles, "datasets": ds}, code
 
     run_command(as_json, body)
+
+
+def _restart(w) -> None:
+    """Execute this same command again in this process (same pid, fresh memory): the worker stopped between
+    cycles, with its lease given back and its model process stopped; every file descriptor closes on exec."""
+    import signal
+
+    from forecast.worker.service import RESTARTS_ENV, STOP_SIGNALS
+
+    # blocked from here and through the exec (the new worker unblocks them once its handlers are set): a
+    # SIGTERM during the restart stops the new worker cleanly instead of being lost
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if w.signalled:  # asked to stop while it was stopping to restart: it stays stopped
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return
+    os.environ[RESTARTS_ENV] = str(w.restarts + 1)
+    logging.getLogger("forecast.worker").warning("worker %s restarts (memory restart %d)", w.id, w.restarts + 1)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def _status(names: list[str], as_json: bool) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from forecast.clock import Clock
+from forecast.memory import resident_mib
 from forecast.timeutil import iso
 from forecast.worker.cycle import CycleHook, Service, open_service, run_cycle
 from forecast.worker.metrics import WorkerMetrics
@@ -27,6 +28,10 @@ from forecast.worker.state import WorkerState
 from forecast.worker.status import lease_name
 
 log = logging.getLogger("forecast.worker")
+
+#: how many times this worker has restarted itself for memory (carried across the re-executions)
+RESTARTS_ENV = "FORECAST_WORKER_MEMORY_RESTARTS"
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 __all__ = ["Worker"]
 
@@ -56,6 +61,14 @@ class Worker:
         self.holding = False
         self.lease_lost = threading.Event()
         self.cycles = 0
+        #: the most resident memory (MiB) in the first ``worker_memory_warm_cycles`` cycles that did work, and whether the worker
+        #: stopped to restart itself because it grew beyond ``worker_max_rss_growth_mib`` past it (the
+        #: command re-executes it)
+        self.rss_base: float | None = None
+        self._busy_cycles = 0
+        self.restart = False
+        self.signalled = False  # SIGTERM / SIGINT received: no restart
+        self.restarts = int(os.environ.get(RESTARTS_ENV, "0") or 0)
         self._status_path = Path(settings.home) / "worker" / f"status-{os.getpid()}.json"
 
     # -- the lease -----------------------------------------------------------------------------------------
@@ -96,10 +109,14 @@ class Worker:
 
         def handler(signum, frame):
             log.warning("worker %s: %s received, finishing the current stage", self.id, signal.Signals(signum).name)
+            self.signalled = True
             self.stop.set()
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        # a worker that restarted itself was executed with them blocked (see `forecast.cli.worker`): one sent
+        # during the restart arrives now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def run(self, *, max_cycles: int | None = None) -> int:
         """Cycle until stopped (SIGTERM / `stop`) or, for tests, ``max_cycles`` cycles of every dataset."""
@@ -145,12 +162,33 @@ class Worker:
                 self._write_status("idle")
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
+                if busy and self._memory_grown():
+                    self.restart = True
+                    break
                 if not busy:
                     # look at least every 5 s of the clock's time: a replay N times faster polls N times faster
                     self.stop.wait(min(self.poll_s, 5.0 / max(self.services[0].clock.speed, 1e-9)))
         finally:
             self.close()
         return 0
+
+    def _memory_grown(self) -> bool:
+        """Whether the resident memory grew beyond the setting past its most in the first cycles that did work."""
+        limit = self.settings.worker_max_rss_growth_mib
+        rss = resident_mib()
+        if not limit or rss is None:
+            return False
+        self._busy_cycles += 1
+        warm = self.settings.worker_memory_warm_cycles
+        if self._busy_cycles <= warm:  # imports, caches and the largest fields of the cycle in place
+            self.rss_base = max(self.rss_base or 0.0, rss)
+            return False
+        if rss - self.rss_base <= limit:
+            return False
+        log.warning("worker %s: resident memory %.0f MiB, %.0f MiB more than in its first %d cycles (limit %g MiB "
+                    "of growth); it gives the lease back and restarts itself", self.id, rss, rss - self.rss_base,
+                    warm, limit)
+        return True
 
     def close(self) -> None:
         self.stop.set()
@@ -164,7 +202,9 @@ class Worker:
         self._write_status("stopped")
 
     def _write_status(self, state: str, dataset: str | None = None) -> None:
-        doc = {"worker": self.id, "pid": os.getpid(), "state": state, "dataset": dataset, "holding": self.holding,
+        doc = {"worker": self.id, "pid": os.getpid(), "state": "restarting" if self.restart and state == "stopped"
+               else state, "memory_restarts": self.restarts, "rss_mib": _round(resident_mib()),
+               "rss_baseline_mib": _round(self.rss_base), "dataset": dataset, "holding": self.holding,
                "cycles": self.cycles, "at": iso(datetime.now(timezone.utc)), "datasets": self.datasets,
                "database": "up" if (self.services and self.services[0].db.available) else "unreachable",
                "spooled": len(self.services[0].db.spool) if self.services else 0}
@@ -175,3 +215,7 @@ class Worker:
             os.replace(tmp, self._status_path)
         except OSError:
             pass
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)

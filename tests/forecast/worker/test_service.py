@@ -141,3 +141,36 @@ def test_killed_and_restarted_during_a_replay_resumes_without_duplicates_or_gaps
     commits = [c for c in fs.log(cat.id) if c["kind"] == "forecast"]
     assert len(commits) == len(done_rows)
     assert len({c["metadata"]["init_time"] for c in commits}) == len(commits)
+
+
+def test_a_worker_whose_memory_grew_past_its_limit_restarts_itself_and_goes_on(tmp_path):
+    """`worker_max_rss_growth_mib`: between cycles the worker gives its lease back and executes itself again
+    (same process id, fresh memory), and the replay goes on with no duplicate and no init left without an
+    outcome. A limit of 1 KiB after a baseline of one cycle makes it restart after every second cycle that did
+    work."""
+    import json
+
+    from forecast.worker.replay import replay
+
+    st, cat, sample, manifest = make_world(tmp_path, hours=1, faults=(),
+                                           feed={"deadline": "60min", "expire_after": "60min"})
+    proc = _start(st, tmp_path / "w.log", FORECAST_WORKER_MAX_RSS_GROWTH_MIB="0.001",
+                  FORECAST_WORKER_MEMORY_WARM_CYCLES="1")
+    try:
+        _wait(lambda: _pid_of(_holder(st)) == proc.pid, 60, "the worker to hold the lease")
+        replay(st, cat.id, sample, speed=60.0)
+        status = tmp_path / "home" / "worker" / f"status-{proc.pid}.json"
+        _wait(lambda: json.loads(status.read_text()).get("memory_restarts", 0) >= 2, 120, "two restarts")
+        with WorkerState(st.db_url) as state:
+            _wait(lambda: len(state.outcomes(cat.id, "precipitation_rate", START)) >= 12, 120,
+                  "every init to have an outcome")
+            rows = state.recent(cat.id, limit=1000)
+        assert proc.poll() is None  # the same process, executed again
+        assert _pid_of(_holder(st)) == proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    log = (tmp_path / "w.log").read_text()
+    assert "it gives the lease back and restarts itself" in log and "restarts (memory restart 2)" in log
+    inits = [r["init_time"] for r in rows if r["status"] == "done"]
+    assert len(inits) == len(set(inits)) and len(inits) >= 10
