@@ -24,7 +24,7 @@ from forecast.memory import tune_malloc
 from forecast.stores import ObservationStore, open_observations
 from forecast.stores.layout import qc_arrays
 from forecast.stores.repo import codec_for
-from forecast.timeutil import iso, parse_time, to_epoch
+from forecast.timeutil import iso, to_epoch
 from qc.config import QCConfig, default_config
 from qc.flags import QCFlag, TestBit, apply_review, cf_attrs
 from qc.pipeline import run_checks
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 _REVIEW_BITS = np.uint32(TestBit.REVIEWED_ACCEPTED | TestBit.REVIEWED_REJECTED)
 _NEVER = -2  # qc_revision of a slot never checked (-1: checked while empty)
-_PENDING = "qc_pending"  # slot ranges a `lookback` run left for the next full run (ISO first, last)
 
 
 @dataclass
@@ -43,8 +42,6 @@ class QCReport:
     committed: bool
     qc_config_hash: str
     slots_checked: int = 0
-    #: slots within the temporal halo left for the next full run (``lookback`` runs) - still to re-check
-    slots_pending: int = 0
     ranges: list[list[str]] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     reviews_kept: int = 0
@@ -77,43 +74,25 @@ def temporal_halo(cfg: QCConfig) -> int:
 def dirty_segments(dirty: np.ndarray, halo: int, lo: int, hi: int, block: int) -> list[tuple[int, int]]:
     """Write ranges [a, b) covering the dirty slots and their neighbours within the halo, merged and
     cut into blocks of at most ``block`` slots."""
-    return segments_of(extend(dirty, halo, halo), lo, block)
-
-
-def extend(dirty: np.ndarray, before: int, after: int) -> np.ndarray:
-    """The slots within ``before`` slots before or ``after`` slots after a dirty one (dirty ones included)."""
-    n = len(dirty)
-    touched = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(dirty):
-        touched[max(0, i - before):min(n, i + after + 1)] = True
-    return touched
-
-
-def segments_of(mask: np.ndarray, lo: int, block: int) -> list[tuple[int, int]]:
-    """The runs of True in ``mask`` (slot ``lo + i`` at index i) as ranges [a, b) of at most ``block`` slots."""
-    idx = np.flatnonzero(mask)
-    if not idx.size:
+    if not dirty.any():
         return []
-    breaks = np.flatnonzero(np.diff(idx) != 1)
-    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
-    ends = np.concatenate([idx[breaks], [idx[-1]]]) + 1
-    return [(lo + s, lo + min(int(b), s + block)) for a, b in zip(starts.tolist(), ends.tolist())
-            for s in range(a, b, block)]
-
-
-def _pending(group, catalog: Catalog, lo: int, hi: int) -> np.ndarray:
-    """The slots an earlier ``lookback`` run left to be re-checked (the group's ``qc_pending`` ranges)."""
-    mask = np.zeros(hi - lo, dtype=bool)
-    for first, last in group.attrs.get(_PENDING, []) or []:
-        a, b = (catalog.time.slot_of(to_epoch(parse_time(t))) for t in (first, last))
-        if a is not None and b is not None:
-            mask[max(0, a - lo):max(0, min(hi, b + 1) - lo)] = True
-    return mask
-
-
-def _pending_ranges(mask: np.ndarray, catalog: Catalog, lo: int) -> list[list[str]]:
-    return [[iso(int(catalog.time.label(a))), iso(int(catalog.time.label(b - 1)))]
-            for a, b in segments_of(mask, lo, len(mask) or 1)]
+    touched = np.zeros(hi - lo, dtype=bool)
+    for i in np.flatnonzero(dirty):
+        touched[max(0, i - halo):min(hi - lo, i + halo + 1)] = True
+    out = []
+    idx = np.flatnonzero(touched)
+    start = prev = int(idx[0])
+    for i in map(int, idx[1:]):
+        if i != prev + 1:
+            out.append((start, prev + 1))
+            start = i
+        prev = i
+    out.append((start, prev + 1))
+    cut = []
+    for a, b in out:
+        for s in range(a, b, block):
+            cut.append((lo + s, lo + min(b, s + block)))
+    return cut
 
 
 def _plain(attrs: dict) -> dict:
@@ -152,15 +131,8 @@ def run_qc(
     progress: Callable[[int, int], None] | None = None,
     scheduler: str | None = None,
     queue: Any = None,
-    lookback: int | None = None,
 ) -> QCReport:
     """Flag new or revised slots of a dataset (see the module docstring); one commit, or none.
-
-    ``lookback``: re-check only this many slots before each new or revised one now (e.g. a forecast's
-    inputs: their flags are then final), and record the rest of the temporal halo in the store as pending;
-    the next run without ``lookback`` re-checks them. The worker does that to serve a forecast sooner:
-    a new 5-minute slot changes the flat-line verdicts of up to three hours before it, which no forecast
-    reads. None (the default): the whole halo, and whatever earlier runs left pending.
 
     ``scheduler``: dask's threads by default, ``"sync"``, or a dask.distributed scheduler address (the
     checks are computed on the cluster; the flags are written here, in one commit).
@@ -176,14 +148,14 @@ def run_qc(
         sched = client.get
     try:
         return _run_qc(catalog, store=store, since=since, block_cells=block_cells, progress=progress, sched=sched,
-                       queue=queue, t0=t0, lookback=lookback)
+                       queue=queue, t0=t0)
     finally:
         if client is not None:
             client.close()
 
 
 def _run_qc(catalog: Catalog, *, store: ObservationStore, since, block_cells: int, progress, sched, queue,
-            t0: float, lookback: int | None) -> QCReport:
+            t0: float) -> QCReport:
     import dask
     import dask.array as da
     import zarr
@@ -222,14 +194,7 @@ def _run_qc(catalog: Catalog, *, store: ObservationStore, since, block_cells: in
         halo = temporal_halo(cfg)
         ny, nx = catalog.grid.shape
         block = max(2 * halo, block_cells // max(1, ny * nx))
-        pending = _pending(group, catalog, lo, hi)
-        if lookback is None:
-            todo, left = extend(dirty, halo, halo) | pending, np.zeros_like(pending)
-        else:
-            todo = extend(dirty, max(0, min(int(lookback), halo)), halo)
-            left = (pending | extend(dirty, halo, halo)) & ~todo
-        segments = segments_of(todo, lo, block)
-        report.slots_pending = int(left.sum())
+        segments = dirty_segments(dirty, halo, lo, hi, block)
         if not segments:
             report.snapshot = store.head()
             report.seconds = round(_time.perf_counter() - t0, 3)
@@ -290,7 +255,6 @@ def _run_qc(catalog: Catalog, *, store: ObservationStore, since, block_cells: in
                 progress(done, total)
         stored_hashes.update({vid: chash for vid in cfg.variables})
         group.attrs["qc_config_hash"] = stored_hashes
-        group.attrs[_PENDING] = _pending_ranges(left, catalog, lo)
         report.slots_checked = total
         report.counts = counts
         meta = {
@@ -299,7 +263,6 @@ def _run_qc(catalog: Catalog, *, store: ObservationStore, since, block_cells: in
             "qc_config_hash": chash,
             "ranges": report.ranges,
             "slots_checked": total,
-            "slots_pending": report.slots_pending,
             "counts": counts,
             "reviews_kept": report.reviews_kept,
             "reviews_dropped": report.reviews_dropped,

@@ -3,17 +3,14 @@
 
 1. **ingest** what arrived in the inbox (its arrival time is its ``available_at``), archive it, quarantine
    the bad;
-2. **qc** the new and revised slots (incrementally) and the slots before them that the forecasts read, queue
-   the suspects, write review decisions into flags;
+2. **qc** the new and revised slots (incrementally), queue the suspects, write review decisions into flags;
 3. **plan** the inits: an init is *due* when its own slot arrived, or when it is ``expected_latency +
    wait_for_late`` old without it (then it is forecast without it, and says so); its forecast must be
    served by ``due + deadline``; a newer due init supersedes older ones still waiting; inits whose
    deadline passed long ago (``expire_after``) are skipped and recorded, never queued;
 4. **forecast** each due init (newest first) with the production model as of now and the fallback chain,
    the model given what is left of the deadline in a killable process; **write** it to the forecast store;
-5. **qc_deferred**: the rest of QC's temporal halo (a new slot can change the flat-line verdicts of the
-   hours before it), once the forecasts are served;
-6. hand the cycle to the **hooks** (verification and monitoring) and log one structured line per init.
+5. hand the cycle to the **hooks** (verification and monitoring) and log one structured line per init.
 """
 
 from __future__ import annotations
@@ -134,25 +131,15 @@ def _ingest(svc: Service, now: datetime) -> dict[str, Any]:
             "archive_errors": archive_errors, "snapshot": rep.snapshot if rep.committed else None}
 
 
-def _qc(svc: Service, *, lookback: int | None = None, decisions: bool = True) -> dict[str, Any]:
-    """QC of what arrived (``lookback``: see `run_qc`), then the operators' pending review decisions."""
+def _qc(svc: Service) -> dict[str, Any]:
     from forecast.quality import apply_pending_decisions, run_qc
 
     rep = run_qc(svc.catalog, store=svc.store, queue=svc.db.spooling_queue(),
-                 scheduler=svc.settings.dask_scheduler or "threads", lookback=lookback)
-    out = {"slots_checked": rep.slots_checked, "slots_pending": rep.slots_pending, "events_added": rep.events_added,
-           "committed": rep.committed}
-    if decisions:
-        out["decisions_snapshot"] = svc.db.call("queue", lambda q: apply_pending_decisions(
-            q, svc.catalog, store=svc.store, by=svc.worker_id))
-    return out
-
-
-def _qc_lookback(svc: Service) -> int | None:
-    """How many slots before a new one the cycle's forecasts read (their flags must be final before a
-    forecast reads them; the rest of QC's temporal halo is re-checked after the forecast is written)."""
-    ks = [_forecaster(svc, v).k for v in _variables(svc)]
-    return max(ks) - 1 if ks else None
+                 scheduler=svc.settings.dask_scheduler or "threads")
+    decisions = svc.db.call("queue", lambda q: apply_pending_decisions(q, svc.catalog, store=svc.store,
+                                                                       by=svc.worker_id))
+    return {"slots_checked": rep.slots_checked, "events_added": rep.events_added, "committed": rep.committed,
+            "decisions_snapshot": decisions}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -433,7 +420,7 @@ def run_cycle(svc: Service, *, init: datetime | None = None) -> dict[str, Any]:
         return _finish(svc, report, stages, t0)
     t = time.perf_counter()
     try:
-        report["qc"] = _qc(svc, lookback=_qc_lookback(svc)) if svc.store.exists() else {"slots_checked": 0}
+        report["qc"] = _qc(svc) if svc.store.exists() else {"slots_checked": 0}
     except BadInputError as e:  # nothing ingested yet
         report["qc"] = {"slots_checked": 0, "note": str(e)}
     stages["qc"] = time.perf_counter() - t
@@ -476,11 +463,6 @@ def run_cycle(svc: Service, *, init: datetime | None = None) -> dict[str, Any]:
             done["deadline_missed"] = rows[-1]["deadline_missed"]
             report["forecasts"].append(done)
     stages["forecast"] = time.perf_counter() - t
-    if report["qc"].get("slots_pending") and not svc.stopping():
-        # the flags the forecasts did not need: re-checked now, in one more commit (or by the next cycle)
-        t = time.perf_counter()
-        report["qc_deferred"] = _qc(svc, decisions=False)
-        stages["qc_deferred"] = time.perf_counter() - t
     for r in rows:  # each init's row carries the cycle's own stages beside its forecast's
         if r["status"] == "done":
             r["stages"] = {"ingest": round(stages["ingest"], 4), "qc": round(stages["qc"], 4), **r["stages"]}

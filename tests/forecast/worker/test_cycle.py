@@ -15,7 +15,6 @@ import pytest
 from forecast.catalog import exceedance_name
 from forecast.clock import FixedClock
 from forecast.errors import BadInputError
-from forecast.quality import run_qc
 from forecast.stores import open_observations
 from forecast.timeutil import iso
 from forecast.worker.cycle import open_service, plan_inits, run_cycle
@@ -51,19 +50,6 @@ def _feed_until(svc, world, clock, until, *, ingest_every=STEP, start=START):
         reports.append(run_cycle(svc))
         t += ingest_every
     return reports
-
-
-def test_qc_before_the_forecast_covers_its_inputs_and_the_rest_of_the_halo_comes_after(world):
-    st, cat, sample, manifest = world
-    clock = FixedClock(START)
-    svc = _service(world, clock)
-    last = _feed_until(svc, world, clock, START + 9 * STEP)[-1]
-    k = svc.forecasters["precipitation_rate"].k
-    assert k <= last["qc"]["slots_checked"] < 2 * k and last["qc"]["slots_pending"] > 0, last["qc"]
-    assert list(last["stages"]).index("qc_deferred") > list(last["stages"]).index("forecast")
-    assert last["qc_deferred"]["slots_checked"] == last["qc"]["slots_pending"]
-    assert last["qc_deferred"]["slots_pending"] == 0 and "decisions_snapshot" not in last["qc_deferred"]
-    assert run_qc(cat, store=svc.store).slots_checked == 0  # nothing left behind
 
 
 def test_a_cycle_ingests_archives_and_forecasts_the_due_init_as_known_now(world):
