@@ -88,3 +88,18 @@ def load_with_broken_probabilities(path, *, version, sha256):
 
 def load_with_slow_probabilities(path, *, version, sha256):
     return WithProbabilities(_learned(path, version, sha256), "slow")
+
+
+class ReportingThreads(WithProbabilities):
+    """The model, its forecast carrying the torch thread count of the process it ran in (attrs)."""
+
+    def predict(self, inputs, *, n_leads, step, mask=None):
+        import torch
+
+        out = super().predict(inputs, n_leads=n_leads, step=step, mask=mask)
+        out.attrs["torch_threads"] = torch.get_num_threads()
+        return out
+
+
+def load_reporting_threads(path, *, version, sha256):
+    return ReportingThreads(_learned(path, version, sha256))

@@ -175,3 +175,28 @@ def test_a_large_answer_goes_through_shared_memory_unchanged(monkeypatch):
     assert not os.path.exists(packed[1])
     xr.testing.assert_identical(back, da)
     assert _unpack("not an answer") == "not an answer"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_model_process_runs_torch_with_the_threads_it_is_given(trained, threads):
+    """`worker_model_threads`: the model's process computes with that many torch threads (0, the default,
+    is one per core: the worker waits while its model forecasts)."""
+    from forecast.nowcast.forecaster import input_quality
+    from forecast.nowcast.predict import read_inputs
+    from forecast.worker.cycle import _forecaster
+
+    st, cat, sample, manifest, doc = trained
+    runner = ModelProcess(loader=probkit.load_reporting_threads, threads=threads)
+    svc = open_service(st, cat.id, clock=FixedClock(START + 24 * STEP), runner=runner)
+    try:
+        assert runner.warm(120)
+        fc = _forecaster(svc, P)
+        init = START + 23 * STEP
+        obs = read_inputs(svc.store, cat, P, init, fc.k, as_of=START + 24 * STEP)
+        _, usable = input_quality(obs, P)
+        answer = fc._run_model(obs[P], obs[P].copy(data=usable), 60.0)
+        assert answer.out is not None, answer.reason
+        assert answer.out.attrs["torch_threads"] == threads
+    finally:
+        runner.close()
+        svc.db.close()
