@@ -63,9 +63,10 @@ def tune_malloc(profile: Literal["batch", "service"] = "batch") -> bool:
 
 
 def resident_mib() -> float | None:
-    """This process's resident memory (RSS) in MiB; None where /proc is not there (not Linux)."""
+    """This process's resident memory (RSS) in MiB (psutil); None where the system does not tell."""
+    import psutil
+
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
+        return psutil.Process().memory_info().rss / 2**20
+    except psutil.Error:
         return None

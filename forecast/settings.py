@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     worker_max_rss_growth_mib: float = Field(
         256.0, ge=0, description="The worker restarts itself (between cycles: the lease given back, the same "
         "command executed again in the same process id) when its resident memory has grown by more than this "
-        "many MiB past the most it used in its first worker_memory_warm_cycles cycles that did work; 0: never. A bound on the slow growth of native memory "
-        "(allocator fragmentation, libraries' caches) over weeks of running.")
+        "many MiB past the most it used in its first worker_memory_warm_cycles cycles that did work; 0: never. "
+        "A bound on the slow growth of native memory (allocator fragmentation, libraries' caches) over weeks.")
     worker_memory_warm_cycles: int = Field(
         12, ge=1, description="Cycles that did work over which the worker's memory baseline is taken (the most "
         "it used: imports, caches, the cycle's largest fields) before worker_max_rss_growth_mib applies.")

@@ -85,6 +85,7 @@ class ProbabilityHead(nn.Module):
             out[:, :, j] = exceedance(self.prior_lead(base[:, j].float(), j) + learned)
         return out
 
+
 def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
     """The mean of x (batch, channel, y, x) over the (2r + 1)^2 window around each cell, counting only cells
     inside the grid; by cumulative sums, so the cost does not grow with r."""

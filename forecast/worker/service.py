@@ -61,9 +61,9 @@ class Worker:
         self.holding = False
         self.lease_lost = threading.Event()
         self.cycles = 0
-        #: the most resident memory (MiB) in the first ``worker_memory_warm_cycles`` cycles that did work, and whether the worker
-        #: stopped to restart itself because it grew beyond ``worker_max_rss_growth_mib`` past it (the
-        #: command re-executes it)
+        #: the most resident memory (MiB) in the first ``worker_memory_warm_cycles`` cycles that did work, and
+        #: whether the worker stopped to restart itself because it grew beyond ``worker_max_rss_growth_mib``
+        #: past it (the command re-executes it)
         self.rss_base: float | None = None
         self._busy_cycles = 0
         self.restart = False
@@ -199,12 +199,12 @@ class Worker:
             self.runner.close()
         for svc in self.services:
             svc.db.close()
-        self._write_status("stopped")
+        self._write_status("restarting" if self.restart else "stopped")
 
     def _write_status(self, state: str, dataset: str | None = None) -> None:
-        doc = {"worker": self.id, "pid": os.getpid(), "state": "restarting" if self.restart and state == "stopped"
-               else state, "memory_restarts": self.restarts, "rss_mib": _round(resident_mib()),
-               "rss_baseline_mib": _round(self.rss_base), "dataset": dataset, "holding": self.holding,
+        doc = {"worker": self.id, "pid": os.getpid(), "state": state, "memory_restarts": self.restarts,
+               "rss_mib": _round(resident_mib()), "rss_baseline_mib": _round(self.rss_base), "dataset": dataset,
+               "holding": self.holding,
                "cycles": self.cycles, "at": iso(datetime.now(timezone.utc)), "datasets": self.datasets,
                "database": "up" if (self.services and self.services[0].db.available) else "unreachable",
                "spooled": len(self.services[0].db.spool) if self.services else 0}
