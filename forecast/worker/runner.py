@@ -20,6 +20,7 @@ import glob
 import logging
 import multiprocessing
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -112,7 +113,10 @@ def _serve(conn, loader=None, threads: int = 0) -> None:  # pragma: no cover - r
     `LearnedNowcaster.from_checkpoint`), forecast, answer; one request at a time, with ``threads`` torch
     threads (0: one per core - the worker waits while its model forecasts)."""
     # before torch is imported here (a spawned process): torch takes its thread count from it
-    os.environ["OMP_NUM_THREADS"] = str(int(threads) or (os.cpu_count() or 1))
+    n = int(threads) or (os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if "torch" in sys.modules:  # imported while unpickling a stand-in loader: with the parent's OMP_NUM_THREADS
+        sys.modules["torch"].set_num_threads(n)
     loaded: dict[str, Any] = {}
     while True:
         try:
