@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/forecast demo --serve
 
 test: install browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
