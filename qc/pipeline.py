@@ -21,7 +21,7 @@ from qc.config import TEMPORAL_TESTS, QCConfig, VariableMeta, load_qc_config
 from qc.errors import QCConfigError, QCError
 from qc.flags import PACK_DTYPE, aggregate_packed, cf_attrs, qc_name, split_packed, tests_name
 
-__all__ = ["run_checks"]
+__all__ = ["run_checks", "time_reach"]
 
 _NEIGHBOURHOOD = (*TEMPORAL_TESTS, "spatial")
 _TEMPORAL_CORES = {"spike": spike_core, "rate_of_change": rate_of_change_core, "flat_line": flat_line_core}
@@ -146,6 +146,31 @@ def _fused_block(x, *side, plan: _Plan, core):
     return aggregate_packed(tuple(names), *flags)
 
 
+def _stage_reach(st) -> tuple[int, int]:
+    """Slots before and after a value that one stage's flag of that value looks at (gaps skipped within
+    ``max_gap`` included)."""
+    if st.test == "spike":
+        r = st.max_gap + 1
+        return r, r
+    if st.test == "rate_of_change":  # the previous valid value and, for the return exemption, the one before it
+        return 2 * (st.max_gap + 1), 0
+    if st.test == "flat_line":
+        return max(st.suspect_count, st.fail_count or 0), 0
+    return 0, 0  # the other stages judge a value by its own slot
+
+
+def time_reach(config: QCConfig) -> tuple[int, int]:
+    """``(back, fwd)``: the flag of a slot depends on the values of at most ``back`` slots before it and
+    ``fwd`` slots after it, over every variable of ``config``. So a changed slot changes flags ``fwd``
+    slots before it and ``back`` after it, no further (what incremental QC re-checks)."""
+    back = fwd = 0
+    for var in config.variables:
+        for st in config.stages(var):
+            b, f = _stage_reach(st)
+            back, fwd = max(back, b), max(fwd, f)
+    return back, fwd
+
+
 def _resolve_range(stage, meta: VariableMeta | None) -> tuple[float | None, float | None]:
     lo, hi = stage.low, stage.high
     if meta is not None and meta.physical_range is not None:
@@ -237,13 +262,8 @@ def _plan_variable(cfg: QCConfig, ds, var: str, meta: Mapping[str, VariableMeta]
                 problems.append(f"{here}: {t} needs a {time_dim!r} dimension on {var!r} (dims {da.dims})")
                 continue
             p = st.model_dump(exclude={"test"})
-            if t == "spike":
-                r = p["max_gap"] + 1
-                back, fwd = max(back, r), max(fwd, r)
-            elif t == "rate_of_change":
-                back = max(back, 2 * (p["max_gap"] + 1))
-            else:
-                back = max(back, max(p["suspect_count"], p["fail_count"] or 0))
+            b, f = _stage_reach(st)
+            back, fwd = max(back, b), max(fwd, f)
             stages.append((t, tuple(p.items())))
         elif t == "spatial":
             if len(dims) - (1 if has_time else 0) < 2:

@@ -2,8 +2,9 @@
 
 A slot needs QC when its value revision differs from the revision its flags judge (new, late or
 revised data), when the dataset's QC config changed, or when ``since`` asks for it. Temporal checks
-need history: each dirty slot is re-checked together with its neighbours within the temporal halo,
-read with a further halo on both sides. Values are never written here. A human decision (the
+need history: each dirty slot is re-checked together with the slots whose flags it can change (those
+within the checks' forward reach before it, their backward reach after it), read with the history and
+future those flags look at. Values are never written here. A human decision (the
 REVIEWED bits) survives a re-run unless the value it judged changed.
 """
 
@@ -27,7 +28,7 @@ from forecast.stores.repo import codec_for
 from forecast.timeutil import iso, to_epoch
 from qc.config import QCConfig, default_config
 from qc.flags import QCFlag, TestBit, apply_review, cf_attrs
-from qc.pipeline import run_checks
+from qc.pipeline import run_checks, time_reach
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +60,17 @@ def qc_config(catalog: Catalog) -> QCConfig:
     return catalog.qc if catalog.qc is not None else default_config(list(catalog.variables))
 
 
-def temporal_halo(cfg: QCConfig) -> int:
-    """Slots of history (and future) a temporal check of one slot can look at."""
-    h = 1
-    for stages in cfg.variables.values():
-        for st in stages:
-            if st.test in ("spike", "rate_of_change"):
-                h = max(h, int(getattr(st, "max_gap", 1) or 0) + 1)
-            elif st.test == "flat_line":
-                h = max(h, int(st.fail_count or st.suspect_count) + 1)
-    return h
-
-
-def dirty_segments(dirty: np.ndarray, halo: int, lo: int, hi: int, block: int) -> list[tuple[int, int]]:
-    """Write ranges [a, b) covering the dirty slots and their neighbours within the halo, merged and
-    cut into blocks of at most ``block`` slots."""
+def dirty_segments(dirty: np.ndarray, reach: tuple[int, int], lo: int, hi: int, block: int) -> list[tuple[int, int]]:
+    """Write ranges [a, b) covering the dirty slots and the slots whose flags they can change (``fwd``
+    before each, ``back`` after it, for ``reach = (back, fwd)``), merged and cut into blocks of at most
+    ``block`` slots. The newest slot thus re-checks itself and ``fwd`` slots before it, not the whole
+    history a flat line looks back over."""
     if not dirty.any():
         return []
+    back, fwd = reach
     touched = np.zeros(hi - lo, dtype=bool)
     for i in np.flatnonzero(dirty):
-        touched[max(0, i - halo):min(hi - lo, i + halo + 1)] = True
+        touched[max(0, i - fwd):min(hi - lo, i + back + 1)] = True
     out = []
     idx = np.flatnonzero(touched)
     start = prev = int(idx[0])
@@ -191,10 +183,10 @@ def _run_qc(catalog: Catalog, *, store: ObservationStore, since, block_cells: in
             if s is None:
                 s = max(lo, min(hi, int(np.searchsorted(catalog.time.label(np.arange(lo, hi)), to_epoch(since)))))
             dirty[max(0, s - lo):] = True
-        halo = temporal_halo(cfg)
+        back, fwd = time_reach(cfg)
         ny, nx = catalog.grid.shape
-        block = max(2 * halo, block_cells // max(1, ny * nx))
-        segments = dirty_segments(dirty, halo, lo, hi, block)
+        block = max(2 * max(back, fwd, 1), block_cells // max(1, ny * nx))
+        segments = dirty_segments(dirty, (back, fwd), lo, hi, block)
         if not segments:
             report.snapshot = store.head()
             report.seconds = round(_time.perf_counter() - t0, 3)
@@ -204,7 +196,7 @@ def _run_qc(catalog: Catalog, *, store: ObservationStore, since, block_cells: in
         done = 0
         total = sum(b - a for a, b in segments)
         for a, b in segments:
-            ra, rb = max(lo, a - halo), min(hi, b + halo)
+            ra, rb = max(lo, a - back), min(hi, b + fwd)  # what the flags of [a, b) look at
             ds = open_observations(catalog.id, store=store, snapshot=snapshot,
                                    start=catalog.time.label_datetime(ra), end=catalog.time.label_datetime(rb - 1))
             ds = ds[list(cfg.variables)]

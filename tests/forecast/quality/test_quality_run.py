@@ -15,7 +15,8 @@ from forecast.catalog import load_catalog
 from forecast.cli import app
 from forecast.ingest.batch import ingest
 from forecast.quality import ReviewDecision, qc_config, run_qc, write_decisions
-from forecast.quality.run import dirty_segments, temporal_halo
+from forecast.quality.run import dirty_segments
+from qc.pipeline import time_reach
 from forecast.synthetic.generate import generate_sample
 from forecast.stores import ObservationStore, open_observations
 from qc.flags import QCFlag, TestBit
@@ -128,9 +129,9 @@ def test_revision_rechecks_slot_with_neighbours_and_decisions_survive_unless_val
     rep_i = ingest(cat, [out / p for p in b], store=store, available_at=START + timedelta(hours=5), scheduler="sync")
     assert rep_i.revisions
     rep = run_qc(cat, store=store)
-    halo = temporal_halo(qc_config(cat))
+    back, fwd = time_reach(qc_config(cat))
     k = int((np.datetime64(rep_i.revisions[0].rstrip("Z")) - np.datetime64(START.replace(tzinfo=None))) // np.timedelta64(5, "m"))
-    assert rep.committed and rep.slots_checked == min(35, k + halo) - max(0, k - halo) + 1
+    assert rep.committed and rep.slots_checked == min(35, k + back) - max(0, k - fwd) + 1
     # a decision on a revised value is dropped: write one on the revised slot, revise it again
     rslot = rep_i.revisions[0]
     rcells = np.array([[int(np.datetime64(rslot.rstrip("Z"), "s").astype("int64")), 0, 0]])
@@ -181,12 +182,30 @@ def test_surface_obs_cross_variable_and_degc(tmp_path):
 def test_segments_cover_dirty_slots_with_their_halo():
     dirty = np.zeros(100, bool)
     dirty[[10, 12, 60]] = True
-    assert dirty_segments(dirty, 3, 1000, 1100, 50) == [(1007, 1016), (1057, 1064)]
-    assert dirty_segments(dirty, 3, 1000, 1100, 4) == [(1007, 1011), (1011, 1015), (1015, 1016), (1057, 1061), (1061, 1064)]
-    assert dirty_segments(np.zeros(5, bool), 3, 0, 5, 10) == []
+    assert dirty_segments(dirty, (3, 3), 1000, 1100, 50) == [(1007, 1016), (1057, 1064)]
+    assert dirty_segments(dirty, (3, 3), 1000, 1100, 4) == [(1007, 1011), (1011, 1015), (1015, 1016), (1057, 1061),
+                                                             (1061, 1064)]
+    assert dirty_segments(np.zeros(5, bool), (3, 3), 0, 5, 10) == []
     edge = np.zeros(10, bool)
     edge[[0, 9]] = True
-    assert dirty_segments(edge, 2, 0, 10, 100) == [(0, 3), (7, 10)]
+    assert dirty_segments(edge, (2, 2), 0, 10, 100) == [(0, 3), (7, 10)]
+    # a flag looks 36 slots back and 2 ahead: a changed slot re-checks 2 before it and 36 after it
+    assert dirty_segments(dirty, (36, 2), 1000, 1100, 100) == [(1008, 1049), (1058, 1097)]
+    newest = np.zeros(100, bool)
+    newest[99] = True
+    assert dirty_segments(newest, (36, 2), 1000, 1100, 100) == [(1097, 1100)]
+
+
+def test_reach_of_the_checks_follows_their_rules():
+    from qc.config import load_qc_config
+
+    cfg = load_qc_config({"variables": {
+        "a": [{"test": "spike", "suspect": 1.0, "max_gap": 2}],
+        "b": [{"test": "rate_of_change", "suspect_per_step": 1.0, "max_gap": 1},
+              {"test": "flat_line", "tolerance": 0.0, "suspect_count": 6, "fail_count": 12}]}})
+    assert time_reach(cfg) == (12, 3)
+    assert time_reach(load_qc_config({"variables": {"a": [{"test": "rate_of_change", "suspect_per_step": 1.0,
+                                                                 "max_gap": 4}]}})) == (10, 0)
 
 
 def test_record_storm_is_one_queue_item_and_decisions_reach_the_flags(tmp_path, monkeypatch):
@@ -264,3 +283,38 @@ def test_qc_run_writes_decisions_taken_elsewhere_into_the_flags(tmp_path, monkey
     store = ObservationStore(tmp_path / "home" / "observations.icechunk")
     q = _at(open_observations(cat.id, store=store)[f"{P}_qc"], when).values
     assert all(q[y, x] == QCFlag.GOOD for y, x in ext["cells_by_time"][when])
+
+
+@pytest.mark.slow
+def test_flags_checked_slot_by_slot_as_files_arrive_equal_one_pass_over_the_final_values(tmp_path):
+    """Incremental QC re-checks only the slots a new, late or revised one can change: after every file of a
+    3 h feed (late, duplicate and revised files included) was ingested and QC'd on its own, the flags equal
+    those of one QC pass over the same final values."""
+    cat = load_catalog(ROOT / "catalogs" / "radar_precip.yaml")
+    out = tmp_path / "s"
+    manifest = generate_sample(cat, start=START, hours=3, out=out, faults=["all"], seed=3)
+    b = manifest["batches"]
+    waves = [b["main"], b["late"] + b["duplicates"], b["revised"]]
+    assert all(waves), {k: len(v) for k, v in b.items()}
+    end = START + timedelta(hours=3)
+
+    one = ObservationStore(tmp_path / "one")
+    for n, wave in enumerate(waves):
+        ingest(cat, [out / p for p in wave], store=one, available_at=end + timedelta(minutes=20 * n), scheduler="sync")
+    assert run_qc(cat, store=one).committed
+
+    inc = ObservationStore(tmp_path / "inc")
+    checked = []
+    for n, wave in enumerate(waves):
+        for i, p in enumerate(sorted(wave)):
+            ingest(cat, [out / p], store=inc, available_at=end + timedelta(minutes=20 * n, seconds=i), scheduler="sync")
+            checked.append(run_qc(cat, store=inc).slots_checked)
+    a, c = open_observations(cat.id, store=one), open_observations(cat.id, store=inc)
+    np.testing.assert_array_equal(a[P].values, c[P].values)
+    for name in (f"{P}_qc", f"{P}_qc_tests"):
+        np.testing.assert_array_equal(a[name].values, c[name].values, err_msg=name)
+    back, fwd = time_reach(qc_config(cat))
+    # an on-time slot re-checks itself and the `fwd` before it (a few more after a gap: the missing slots),
+    # not the history a flat line looks back over
+    on_time = sorted(checked[:len(waves[0])])
+    assert on_time[len(on_time) // 2] == fwd + 1 and on_time[-1] < back
