@@ -152,7 +152,7 @@ def test_a_worker_whose_memory_grew_past_its_limit_restarts_itself_and_goes_on(t
 
     from forecast.worker.replay import replay
 
-    st, cat, sample, manifest = make_world(tmp_path, hours=1, faults=(),
+    st, cat, sample, manifest = make_world(tmp_path, hours=0.5, faults=(),
                                            feed={"deadline": "60min", "expire_after": "60min"})
     proc = _start(st, tmp_path / "w.log", FORECAST_WORKER_MAX_RSS_GROWTH_MIB="0.001",
                   FORECAST_WORKER_MEMORY_WARM_CYCLES="1")
@@ -162,7 +162,7 @@ def test_a_worker_whose_memory_grew_past_its_limit_restarts_itself_and_goes_on(t
         status = tmp_path / "home" / "worker" / f"status-{proc.pid}.json"
         _wait(lambda: json.loads(status.read_text()).get("memory_restarts", 0) >= 2, 120, "two restarts")
         with WorkerState(st.db_url) as state:
-            _wait(lambda: len(state.outcomes(cat.id, "precipitation_rate", START)) >= 12, 120,
+            _wait(lambda: len(state.outcomes(cat.id, "precipitation_rate", START)) >= 6, 120,
                   "every init to have an outcome")
             rows = state.recent(cat.id, limit=1000)
         assert proc.poll() is None  # the same process, executed again
@@ -174,4 +174,4 @@ def test_a_worker_whose_memory_grew_past_its_limit_restarts_itself_and_goes_on(t
     log = (tmp_path / "w.log").read_text()
     assert "it gives the lease back and restarts itself" in log and "restarts (memory restart 2)" in log
     inits = [r["init_time"] for r in rows if r["status"] == "done"]
-    assert len(inits) == len(set(inits)) and len(inits) >= 10
+    assert len(inits) == len(set(inits)) and len(inits) >= 5
