@@ -39,7 +39,7 @@ class LearnedNowcaster:
 
     def __init__(self, module: NowcastModule, *, version: str | None = None, sha256: str | None = None,
                  product: str = "mean"):
-        self.module = module.eval()
+        self.module = module.for_inference()
         self.cfg = module.cfg
         self.norm = module.norm
         self.version = version

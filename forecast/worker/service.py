@@ -125,6 +125,9 @@ class Worker:
             self.metrics.serve(self.metrics_port)
         if self.runner is not None:
             self.runner.warm_async()
+        # the fallbacks run under the deadline the model missed: their libraries (pysteps: ~3 s of imports)
+        # are loaded now, not when the first fallback is due
+        threading.Thread(target=_import_fallbacks, name="fallback-warm", daemon=True).start()
         hb = threading.Thread(target=self._heartbeat, name="lease-heartbeat", daemon=True)
         hb.start()
         log.warning("worker %s starts on %s (%s)", self.id, ", ".join(self.datasets),
@@ -219,3 +222,11 @@ class Worker:
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 1)
+
+
+def _import_fallbacks() -> None:
+    try:
+        import pysteps.extrapolation.semilagrangian  # noqa: F401
+        import pysteps.motion.lucaskanade  # noqa: F401
+    except Exception:  # noqa: BLE001 - a fallback that cannot import says so when it runs
+        log.debug("pre-importing the fallbacks' libraries failed", exc_info=True)

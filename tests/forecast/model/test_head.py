@@ -66,6 +66,29 @@ def test_inference_computes_the_training_pass_probabilities_one_lead_at_a_time()
     assert m.net.prob_head.exceedance(m.net._features(x), base).shape == prob.shape
 
 
+def test_the_inference_layout_gives_the_training_layouts_numbers():
+    """`for_inference` (channels-last weights and inputs, oneDNN's fast path on CPU): the same forecast and
+    probabilities as the module in its training layout, up to float rounding."""
+    a = module([0.1, 1.0, 5.0])
+    with torch.no_grad():
+        a.net.prob_head.conv.weight.normal_(0, 1.0)
+        a.net.head.weight.normal_(0, 0.1)
+    b = module([0.1, 1.0, 5.0])
+    b.load_state_dict(a.state_dict())
+    b.for_inference()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(11, 40, 56)).astype("float32")
+    base = rng.normal(size=(3, 40, 56)).astype("float32")
+    fa, pa = a.eval().predict_both_fields(x, base)
+    fb, pb = b.predict_both_fields(x, base)
+    assert b.net.down[0].body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fb.shape == fa.shape == (3, 40, 56) and pb.shape == pa.shape == (3, 3, 40, 56)
+    np.testing.assert_allclose(fb, fa, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pb, pa, atol=1e-5)
+    np.testing.assert_allclose(b.predict_fields(x, base), fa, rtol=1e-5, atol=1e-5)
+    assert np.abs(fa).max() > 0.1 and pa.std() > 0.01  # numbers worth comparing
+
+
 def test_untrained_head_is_softened_lagrangian_persistence():
     m = module()
     phys = torch.zeros(1, 3, 16, 16)
