@@ -75,7 +75,7 @@ def worker(
 
         from forecast.memory import tune_malloc
 
-        tune_malloc("service")  # before the threads start: a months-long process gives freed fields back
+        tune_malloc()  # before the threads start; the worker gives freed memory back after each cycle
         hook = monitor_hook(st)  # verification and monitoring after each cycle, in the background
         w = Worker(st, ds, on_cycle=None if as_json else show, hooks=[hook])
         try:

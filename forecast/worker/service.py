@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from forecast.clock import Clock
-from forecast.memory import resident_mib
+from forecast.memory import release_free_memory, resident_mib
 from forecast.timeutil import iso
 from forecast.worker.cycle import CycleHook, Service, open_service, run_cycle
 from forecast.worker.metrics import WorkerMetrics
@@ -163,6 +163,8 @@ class Worker:
                 self.cycles += 1
                 self.metrics.db_up.set(1 if self.services[0].db.available else 0)
                 self._write_status("idle")
+                if busy:  # the cycle's freed fields back to the system (see `forecast.memory`)
+                    release_free_memory()
                 if max_cycles is not None and self.cycles >= max_cycles:
                     break
                 if busy and self._memory_grown():
