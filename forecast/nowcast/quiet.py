@@ -57,13 +57,20 @@ def quiet_pysteps() -> Iterator[None]:
     """
     import dask
 
+    with quiet_stdout(), dask.config.set(scheduler="synchronous"):
+        yield
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """This thread's prints (pysteps' configuration path on import, its banners) to the debug log; other
+    threads keep printing normally."""
     proxy = thread_quiet_stdout()
     buf = io.StringIO()
     outer = getattr(proxy.local, "buf", None)
     proxy.local.buf = buf
     try:
-        with dask.config.set(scheduler="synchronous"):
-            yield
+        yield
     finally:
         proxy.local.buf = outer
         text = buf.getvalue().strip()

@@ -227,8 +227,11 @@ def _round(v: float | None) -> float | None:
 
 
 def _import_fallbacks() -> None:
+    from forecast.nowcast.quiet import quiet_stdout
+
     try:
-        import pysteps.extrapolation.semilagrangian  # noqa: F401
-        import pysteps.motion.lucaskanade  # noqa: F401
+        with quiet_stdout():  # pysteps prints its configuration path on import: not onto a --json stdout
+            import pysteps.extrapolation.semilagrangian  # noqa: F401
+            import pysteps.motion.lucaskanade  # noqa: F401
     except Exception:  # noqa: BLE001 - a fallback that cannot import says so when it runs
         log.debug("pre-importing the fallbacks' libraries failed", exc_info=True)
