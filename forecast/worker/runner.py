@@ -113,17 +113,10 @@ def _serve(conn, loader=None, threads: int = 0) -> None:  # pragma: no cover - r
     `LearnedNowcaster.from_checkpoint`), forecast, answer; one request at a time, with ``threads`` torch
     threads (0: one per core - the worker waits while its model forecasts)."""
     # before torch is imported here (a spawned process): torch takes its thread count from these (MKL's last:
-    # a parent that ran dask's nanny may carry MKL_NUM_THREADS=1), and set again once torch is in (a stand-in
-    # loader unpickled with the parent's settings may have imported it already)
+    # a parent that ran dask's nanny may carry MKL_NUM_THREADS=1); set again once a model is loaded (a stand-in
+    # loader unpickled with the parent's settings may have imported torch already)
     n = int(threads) or (os.cpu_count() or 1)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
-
-    def torch_threads() -> None:
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.get_num_threads() != n:
-            torch.set_num_threads(n)
-
-    torch_threads()
     loaded: dict[str, Any] = {}
     while True:
         try:
@@ -137,7 +130,6 @@ def _serve(conn, loader=None, threads: int = 0) -> None:  # pragma: no cover - r
             if kind == "warm":
                 from forecast.model import learned  # noqa: F401 - importing torch is what takes seconds
 
-                torch_threads()
                 conn.send(("ok", None))
                 continue
             _, path, version, sha, inputs, mask, n_leads, step, thresholds = msg
@@ -148,7 +140,9 @@ def _serve(conn, loader=None, threads: int = 0) -> None:  # pragma: no cover - r
 
                     loader = LearnedNowcaster.from_checkpoint
                 model = loader(path, version=version, sha256=sha)
-                torch_threads()
+                torch = sys.modules.get("torch")
+                if torch is not None and torch.get_num_threads() != n:
+                    torch.set_num_threads(n)
                 loaded.clear()  # one model at a time: the production model
                 loaded[sha] = model
             if kind == "load":
